@@ -1,0 +1,57 @@
+# `make demo` and `make test` work on a fresh Debian machine with Python 3.11: they build .venv from
+# this repository's own files first.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+EXTRAS := tf,onnx,s3,operator,dev
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+PYTEST_ARGS ?=
+
+.PHONY: install system-deps demo test lint types contracts pytest pytest-fast crd bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+# Prometheus (Debian package) for the dashboard and metrics tests; installed when we are root.
+system-deps:
+	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+	  else echo "prometheus is missing: sudo apt-get install -y prometheus"; fi; \
+	fi
+
+examples/digits/model/saved_model.pb: examples/digits/train.py | install
+	$(BIN)/python examples/digits/train.py
+
+demo: install examples/digits/model/saved_model.pb
+	$(BIN)/optismith run -f examples/digits/optimization.yaml
+
+test: install system-deps lint types contracts pytest
+
+lint:
+	$(BIN)/ruff check operator tests bench examples
+
+types:
+	$(BIN)/mypy
+
+contracts:
+	$(BIN)/lint-imports
+
+pytest:
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+pytest-fast:
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+crd: install
+	$(BIN)/optismith crd > crds/modeloptimizations.optismith.io.yaml
+	cp crds/modeloptimizations.optismith.io.yaml charts/optismith/crds/
+
+clean:
+	rm -rf $(VENV) runs .mypy_cache .ruff_cache

@@ -1,0 +1,127 @@
+"""Run stages against a run directory, recording timing, memory and failures."""
+
+from __future__ import annotations
+
+import datetime as dt
+import resource
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from optismith.errors import OptismithError, StageError
+from optismith.results import StageRecord
+from optismith.spec import ModelOptimization
+from optismith.stages.base import StageContext, get_stage, record_key
+from optismith.storage import Storage, join_uri, open_storage
+
+from optismith.pipeline.plan import Plan, StageStep, build_plan
+
+StepCallback = Callable[[StageStep, str], None]  # (step, "started" | "succeeded" | "failed")
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _peak_rss_bytes() -> int:
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def run_uri_for(manifest: ModelOptimization, run_id: str) -> str:
+    namespace = manifest.metadata.namespace
+    parts = [namespace, manifest.metadata.name, run_id] if namespace else [manifest.metadata.name, run_id]
+    return join_uri(manifest.spec.output.uri, *parts)
+
+
+def run_stage(
+    manifest: ModelOptimization,
+    store: Storage,
+    stage_name: str,
+    *,
+    target: str | None = None,
+    workdir: Path,
+    progress: Callable[[str], None] | None = None,
+) -> StageRecord:
+    """Run one stage and store its record. On failure the record says why, and the error is re-raised."""
+    stage_cls = get_stage(stage_name)
+    target_spec = None
+    if stage_cls.per_target:
+        if target is None:
+            raise StageError(f"stage {stage_name!r} runs per target", fix="pass --target NAME")
+        matches = [t for t in manifest.spec.targets if t.name == target]
+        if not matches:
+            names = [t.name for t in manifest.spec.targets]
+            raise StageError(f"no target named {target!r}", where="spec.targets", fix=f"use one of {names}")
+        target_spec = matches[0]
+    ctx = StageContext(manifest=manifest, store=store, workdir=workdir, target=target_spec,
+                       progress=progress or (lambda message: None))
+    started_at, started = _now(), time.perf_counter()
+    try:
+        record = stage_cls().run(ctx)
+    except OptismithError as error:
+        failed = StageRecord(stage=stage_name, target=target, status="failed", started_at=started_at,
+                             finished_at=_now(), duration_seconds=time.perf_counter() - started,
+                             peak_rss_bytes=_peak_rss_bytes(), message=error.message,
+                             error_reason=error.reason)
+        _store_record(store, failed)
+        raise
+    except Exception as error:
+        message = f"{type(error).__name__}: {error}"
+        failed = StageRecord(stage=stage_name, target=target, status="failed", started_at=started_at,
+                             finished_at=_now(), duration_seconds=time.perf_counter() - started,
+                             peak_rss_bytes=_peak_rss_bytes(), message=message[:2000],
+                             error_reason=StageError.reason)
+        _store_record(store, failed)
+        raise StageError(f"stage {stage_name} failed: {message[:500]}", where=store.uri) from error
+    record = record.model_copy(update={
+        "stage": stage_name, "target": target, "started_at": started_at, "finished_at": _now(),
+        "duration_seconds": time.perf_counter() - started, "peak_rss_bytes": _peak_rss_bytes(),
+    })
+    _store_record(store, record)
+    return record
+
+
+def _store_record(store: Storage, record: StageRecord) -> None:
+    store.write_bytes(record_key(record.stage, record.target), record.model_dump_json(indent=2).encode())
+
+
+@dataclass
+class RunOutcome:
+    run_uri: str
+    records: list[StageRecord] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def run_plan(
+    manifest: ModelOptimization,
+    run_uri: str,
+    *,
+    plan: Plan | None = None,
+    workdir: Path | None = None,
+    on_step: StepCallback | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> RunOutcome:
+    """Run every step in one process (the local mode): TensorFlow is imported once for all stages."""
+    plan = plan or build_plan(manifest.spec)
+    store = open_storage(run_uri, manifest.spec.storage)
+    outcome = RunOutcome(run_uri=store.uri)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="optismith-") as scratch:
+        work = workdir or Path(scratch)
+        for step in plan.steps:
+            if on_step:
+                on_step(step, "started")
+            try:
+                record = run_stage(manifest, store, step.stage, target=step.target, workdir=work,
+                                   progress=progress)
+            except OptismithError:
+                if on_step:
+                    on_step(step, "failed")
+                raise
+            outcome.records.append(record)
+            if on_step:
+                on_step(step, "succeeded")
+    outcome.seconds = time.perf_counter() - started
+    return outcome

@@ -1,0 +1,211 @@
+"""The machine-readable records a run leaves behind (versioned; the operator reads them).
+
+Layout of a run directory (local or S3):
+    stages/<stage>.json            one StageRecord per finished stage (`<stage>@<target>` per target)
+    source/...                     the materialized source model
+    variants/<variant>/...         each variant's artifact
+    results.json                   RunResults (assembled by the report stage)
+    report.md, plots/*.png         the human report
+    manifest.json                  digests of every file, written last: without it the run is incomplete
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RESULTS_SCHEMA = "optismith.io/results/v1"
+MANIFEST_SCHEMA = "optismith.io/manifest/v1"
+PROMOTION_SCHEMA = "optismith.io/promotion/v1"
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+VariantStatus = Literal["built", "rejected", "failed", "skipped"]
+
+
+class TensorInfo(Record):
+    name: str
+    dtype: str
+    shape: list[int | None]
+
+
+class SourceInfo(Record):
+    """What the inspect stage found."""
+
+    format: str
+    uri: str
+    signature: str
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    op_histogram: dict[str, int]
+    op_count: int
+    parameter_count: int
+    flops_per_sample: int | None
+    size_bytes: int
+
+
+class Numerics(Record):
+    """How far a variant's outputs are from the source model's on the same inputs."""
+
+    samples: int
+    max_abs_error: float
+    mean_abs_error: float
+    relative_error: float  # max_abs_error / output range
+    cosine_similarity: float
+    top1_agreement: float | None = None
+
+
+class VariantRecord(Record):
+    name: str
+    runtime: str  # key into optismith.runtimes registry
+    status: VariantStatus
+    reason: str = ""  # why rejected / failed / skipped
+    artifact: str | None = None  # key relative to the run directory (file or directory)
+    size_bytes: int | None = None
+    built_by: str = ""  # stage name
+    build_seconds: float | None = None
+    op_count: int | None = None
+    numerics: Numerics | None = None
+    details: dict[str, Any] = Field(default_factory=dict)  # e.g. calibration source, passes applied
+
+
+class LatencyStats(Record):
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    ci95_low_ms: float  # confidence interval of the median
+    ci95_high_ms: float
+    samples: int
+
+
+class ConfigResult(Record):
+    """One (variant, batch size, threads) configuration, measured in paired rounds with the baseline."""
+
+    batch_size: int
+    threads: int
+    latency: LatencyStats
+    baseline_latency: LatencyStats
+    speedup: float  # baseline p50 / variant p50, from the same paired rounds
+    throughput_per_s: float  # samples per second at this batch size
+    stable: bool
+    rounds: int
+    server_p99_ms: float | None = None
+    server_qps: float | None = None
+
+
+class VariantBenchmark(Record):
+    variant: str
+    target: str
+    status: VariantStatus
+    reason: str = ""
+    cold_start_ms: float | None = None
+    peak_rss_bytes: int | None = None
+    configs: list[ConfigResult] = Field(default_factory=list)
+    best_by_batch: dict[str, ConfigResult] = Field(default_factory=dict)  # batch size -> best threads
+
+
+class Accuracy(Record):
+    variant: str
+    target: str
+    metric: str  # "top1" or "agreement"
+    value: float
+    drop: float  # source value - variant value (positive = worse)
+    samples: int
+    labelled: bool
+    numerics: Numerics | None = None
+
+
+class Candidate(Record):
+    variant: str
+    target: str
+    objective_value: float | None
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+    throughput_per_s: float | None
+    size_bytes: int | None
+    accuracy_drop: float | None
+    speedup: float | None
+    passed: bool
+    reasons: list[str] = Field(default_factory=list)  # why it did not pass
+    pareto: bool = False
+
+
+class Selection(Record):
+    objective: str
+    batch_size: int
+    winner: str | None
+    winner_target: str | None
+    outcome: Literal["selected", "no-variant-passed"]
+    message: str
+    candidates: list[Candidate]
+
+
+class StageRecord(Record):
+    """Written by every stage when it finishes (successfully or not)."""
+
+    schema_version: str = "optismith.io/stage/v1"
+    stage: str
+    target: str | None = None
+    status: Literal["succeeded", "failed"]
+    started_at: str
+    finished_at: str
+    duration_seconds: float
+    peak_rss_bytes: int | None = None
+    message: str = ""
+    error_reason: str | None = None
+    variants: list[VariantRecord] = Field(default_factory=list)
+    benchmarks: list[VariantBenchmark] = Field(default_factory=list)
+    accuracy: list[Accuracy] = Field(default_factory=list)
+    payload: dict[str, Any] = Field(default_factory=dict)  # stage-specific (source info, environment, ...)
+
+
+class RunResults(Record):
+    schema_version: str = RESULTS_SCHEMA
+    name: str
+    namespace: str | None = None
+    generation: int | None = None
+    spec_digest: str
+    started_at: str
+    finished_at: str
+    environment: dict[str, Any]
+    source: SourceInfo | None
+    calibration: dict[str, Any] = Field(default_factory=dict)
+    stages: list[StageRecord]
+    variants: list[VariantRecord]
+    benchmarks: list[VariantBenchmark]
+    accuracy: list[Accuracy]
+    selection: Selection | None
+
+
+class ManifestEntry(Record):
+    path: str
+    sha256: str
+    size_bytes: int
+
+
+class RunManifest(Record):
+    schema_version: str = MANIFEST_SCHEMA
+    complete: bool
+    created_at: str
+    results_sha256: str
+    files: list[ManifestEntry]
+
+
+class PromotionManifest(Record):
+    schema_version: str = PROMOTION_SCHEMA
+    variant: str
+    target: str
+    artifact: str
+    digest: str  # sha256 of the artifact (a tree digest for directories)
+    source_uri: str
+    run_uri: str
+    name: str
+    namespace: str | None
+    generation: int | None
+    promoted_at: str
+    metrics: dict[str, float | None]

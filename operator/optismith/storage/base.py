@@ -1,0 +1,86 @@
+"""The storage interface every stage uses; keys are '/'-separated and relative to the storage's root."""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+
+def join_uri(base: str, *parts: str) -> str:
+    result = base.rstrip("/")
+    for part in parts:
+        part = part.strip("/")
+        if part:
+            result = f"{result}/{part}"
+    return result
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class Storage(ABC):
+    """A root (directory or bucket prefix). Every write of one object is atomic: readers see the old
+    object or the whole new one, never a partial one."""
+
+    uri: str
+
+    @abstractmethod
+    def read_bytes(self, key: str) -> bytes: ...
+
+    @abstractmethod
+    def write_bytes(self, key: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    def upload_file(self, key: str, path: Path) -> None: ...
+
+    @abstractmethod
+    def download_file(self, key: str, path: Path) -> None: ...
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> list[str]:
+        """Every key under prefix (recursively), sorted."""
+
+    @abstractmethod
+    def size(self, key: str) -> int: ...
+
+    @abstractmethod
+    def delete(self, key: str) -> None: ...
+
+    @abstractmethod
+    def child(self, prefix: str) -> Storage: ...
+
+    def key_uri(self, key: str) -> str:
+        return join_uri(self.uri, key)
+
+    def is_prefix(self, key: str) -> bool:
+        """True when key names a 'directory' with objects under it."""
+        return bool(self.list(key.rstrip("/") + "/")) if key else bool(self.list())
+
+    def upload_tree(self, key: str, directory: Path) -> list[str]:
+        uploaded = []
+        for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+            relative = path.relative_to(directory).as_posix()
+            target = join_uri(key, relative) if key else relative
+            self.upload_file(target, path)
+            uploaded.append(target)
+        return uploaded
+
+    def download_tree(self, key: str, directory: Path) -> list[Path]:
+        prefix = key.rstrip("/") + "/" if key else ""
+        written = []
+        for item in self.list(prefix):
+            relative = item[len(prefix):]
+            target = directory / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.download_file(item, target)
+            written.append(target)
+        return written
