@@ -193,6 +193,7 @@ class EvaluationSpec(SpecModel):
 
 
 Scenario = Literal["singleStream", "offline", "server"]
+DEFAULT_SCENARIOS: tuple[Scenario, ...] = ("singleStream", "offline", "server")
 
 
 class BenchmarkSpec(SpecModel):
@@ -209,7 +210,7 @@ class BenchmarkSpec(SpecModel):
     stability: Percent = Field("5%", description="Stop when the 95% confidence interval of the median is "
                                "within this fraction of it.")
     scenarios: list[Scenario] = Field(
-        default_factory=lambda: ["singleStream", "offline", "server"], description="Load scenarios."
+        default_factory=lambda: list(DEFAULT_SCENARIOS), description="Load scenarios."
     )
     server_qps: int | None = Field(
         None, ge=1, le=1000000, description="Poisson arrival rate for the server scenario; default: half "

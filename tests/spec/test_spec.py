@@ -77,7 +77,7 @@ def test_bad_values_name_the_field(spec_overrides: dict, field: str, hint: str) 
 def test_int8_variants_need_calibration_or_synthetic() -> None:
     document = manifest()
     del document["spec"]["calibration"]
-    with pytest.raises(SpecError, match="calibration.uri"):
+    with pytest.raises(SpecError, match=r"calibration\.uri"):
         parse_manifest(document)
     document["spec"]["variants"] = ["tflite-fp32"]
     assert parse_manifest(document).spec.variants == ["tf-savedmodel", "tflite-fp32"]

@@ -58,12 +58,12 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
         nullable = len(options) != len(node["anyOf"])
         if len(options) == 1:
             merged = {**options[0], **{k: v for k, v in node.items() if k != "anyOf"}}
-            result = _structural(merged, defs)
+            inlined: dict[str, Any] = _structural(merged, defs)
             if nullable:
-                result["nullable"] = True
-                if result.get("default") is None:
-                    result.pop("default", None)
-            return result
+                inlined["nullable"] = True
+                if inlined.get("default") is None:
+                    inlined.pop("default", None)
+            return inlined
     result: dict[str, Any] = {}
     for key, value in node.items():
         if key in ("title", "$defs"):

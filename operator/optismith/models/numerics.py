@@ -25,10 +25,8 @@ def compare_outputs(reference: Sequence[np.ndarray], candidate: Sequence[np.ndar
         ref64 = np.asarray(ref, dtype=np.float64)
         cand64 = np.asarray(cand, dtype=np.float64).reshape(ref64.shape)
         diff = np.abs(ref64 - cand64)
-        if not np.all(np.isfinite(cand64)):
-            max_abs = float("inf")
-        else:
-            max_abs = max(max_abs, float(diff.max(initial=0.0)))
+        finite = bool(np.all(np.isfinite(cand64)))
+        max_abs = max(max_abs, float(diff.max(initial=0.0))) if finite else float("inf")
         total_abs += float(np.nansum(diff))
         count += diff.size
         value_range = max(value_range, float(ref64.max(initial=0.0) - ref64.min(initial=0.0)))

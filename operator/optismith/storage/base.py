@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -10,9 +11,9 @@ from pathlib import Path
 def join_uri(base: str, *parts: str) -> str:
     result = base.rstrip("/")
     for part in parts:
-        part = part.strip("/")
-        if part:
-            result = f"{result}/{part}"
+        stripped = part.strip("/")
+        if stripped:
+            result = f"{result}/{stripped}"
     return result
 
 
@@ -65,7 +66,7 @@ class Storage(ABC):
         """True when key names a 'directory' with objects under it."""
         return bool(self.list(key.rstrip("/") + "/")) if key else bool(self.list())
 
-    def upload_tree(self, key: str, directory: Path) -> list[str]:
+    def upload_tree(self, key: str, directory: Path) -> builtins.list[str]:
         uploaded = []
         for path in sorted(p for p in directory.rglob("*") if p.is_file()):
             relative = path.relative_to(directory).as_posix()
@@ -74,7 +75,7 @@ class Storage(ABC):
             uploaded.append(target)
         return uploaded
 
-    def download_tree(self, key: str, directory: Path) -> list[Path]:
+    def download_tree(self, key: str, directory: Path) -> builtins.list[Path]:
         prefix = key.rstrip("/") + "/" if key else ""
         written = []
         for item in self.list(prefix):

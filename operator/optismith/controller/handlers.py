@@ -1,0 +1,248 @@
+"""kopf handlers: thin. They gather what is observed, ask the planner what to do, do it, and report.
+
+Jobs and Pods are watched into in-memory indexes, so a reconcile costs no API calls unless something
+must change; a periodic timer makes reconciliation level-based (restarts, missed events, backoffs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from optismith import API_GROUP, API_VERSION
+from optismith.controller.client import KubeClient
+from optismith.controller.crd import PLURAL
+from optismith.controller.metrics import OperatorMetrics
+from optismith.controller.observe import job_summary, job_view, pod_summary
+from optismith.controller.planner import Capacity, Decision, decide
+from optismith.controller.specs import (
+    LABEL_MANAGED_BY,
+    MANAGER,
+    JobStep,
+    WorkerDefaults,
+    build_job,
+    run_uri,
+)
+from optismith.controller.status import build_status, invalid_spec_status
+from optismith.errors import OptismithError, SpecError
+from optismith.spec import ModelOptimizationSpec, parse_spec
+from optismith.storage import open_storage
+
+log = logging.getLogger("optismith.operator")
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    max_jobs: int = 20
+    max_gpu_jobs: int = 4
+    interval: float = 5.0
+    metrics_port: int = 9090
+    worker: WorkerDefaults = field(default_factory=WorkerDefaults)
+
+    @classmethod
+    def from_env(cls) -> OperatorSettings:
+        env = os.environ
+        command = tuple(json.loads(env["OPTISMITH_WORKER_COMMAND"])) if env.get("OPTISMITH_WORKER_COMMAND") \
+            else WorkerDefaults.command
+        worker = WorkerDefaults(
+            cpu_image=env.get("OPTISMITH_WORKER_IMAGE_CPU", WorkerDefaults.cpu_image),
+            gpu_image=env.get("OPTISMITH_WORKER_IMAGE_GPU", WorkerDefaults.gpu_image),
+            command=command,
+            service_account=env.get("OPTISMITH_WORKER_SERVICE_ACCOUNT") or None,
+            extra_env=tuple(json.loads(env.get("OPTISMITH_WORKER_EXTRA_ENV", "{}")).items()),
+        )
+        return cls(
+            max_jobs=int(env.get("OPTISMITH_MAX_JOBS", cls.max_jobs)),
+            max_gpu_jobs=int(env.get("OPTISMITH_MAX_GPU_JOBS", cls.max_gpu_jobs)),
+            interval=float(env.get("OPTISMITH_RECONCILE_INTERVAL", cls.interval)),
+            metrics_port=int(env.get("OPTISMITH_METRICS_PORT", cls.metrics_port)),
+            worker=worker,
+        )
+
+
+SETTINGS = OperatorSettings.from_env()
+METRICS = OperatorMetrics()
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="optismith.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="optismith.io", key="last-handled-configuration")
+    settings.persistence.finalizer = "optismith.io/finalizer"
+    settings.posting.level = logging.WARNING  # our own events are posted explicitly, one per transition
+    settings.watching.server_timeout = 300
+    settings.batching.worker_limit = 200
+    memo["client"] = KubeClient()
+    memo["counted_jobs"] = set()
+    memo["locks"] = {}
+    if SETTINGS.metrics_port:
+        METRICS.serve(SETTINGS.metrics_port)
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    client = memo.get("client")
+    if client is not None:
+        client.close()
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    if os.environ.get("KUBECONFIG"):
+        return kopf.login_with_kubeconfig(**kwargs)
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
+def _owner(meta: dict[str, Any]) -> str | None:
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("kind") == "ModelOptimization":
+            return str(ref.get("name"))
+    return None
+
+
+@kopf.index("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: MANAGER})
+def jobs_by_owner(namespace: str | None, meta: kopf.Meta, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    owner = _owner(dict(meta))
+    return {(namespace, owner): job_summary(dict(body))} if owner else {}
+
+
+@kopf.index("", "v1", "pods", labels={LABEL_MANAGED_BY: MANAGER})
+def pods_by_job(namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    job = labels.get("job-name")
+    return {(namespace, job): pod_summary(dict(body))} if job else {}
+
+
+def _active_jobs(jobs_index: kopf.Index[Any, Any]) -> tuple[int, int]:
+    total = gpu = 0
+    for key in list(jobs_index):
+        for job in jobs_index.get(key, []):
+            if not job["succeeded"] and not job["failed"] and not job["deleting"]:
+                total += 1
+                gpu += 1 if job["gpu"] else 0
+    return total, gpu
+
+
+def _read_outcome(spec: ModelOptimizationSpec, uri: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    store = open_storage(uri, spec.storage)
+    results = json.loads(store.read_bytes("results.json"))
+    promotion = None
+    if spec.promotion is not None and store.exists("stages/promote.json"):
+        record = json.loads(store.read_bytes("stages/promote.json"))
+        promotion = dict(record.get("payload") or {})
+        promotion.setdefault("variant", (results.get("selection") or {}).get("winner"))
+    return results, promotion
+
+
+def _event(body: Any, decision: Decision, previous_phase: str | None) -> None:
+    """One Kubernetes Event per transition of the run's phase."""
+    if decision.phase == previous_phase:
+        return
+    if decision.phase == "Failed":
+        kopf.warn(body, reason=decision.reason, message=decision.message)
+    else:
+        kopf.info(body, reason=decision.phase, message=decision.message)
+
+
+async def reconcile(
+    body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, namespace: str, name: str,
+    patch: kopf.Patch, memo: kopf.Memo, jobs_by_owner: kopf.Index[Any, Any], pods_by_job: kopf.Index[Any, Any],
+    **_: Any,
+) -> None:
+    locks: dict[tuple[str, str], asyncio.Lock] = memo["locks"]
+    lock = locks.setdefault((namespace, name), asyncio.Lock())
+    async with lock:
+        await _reconcile(body, dict(spec), dict(meta), dict(status), namespace, name, patch, memo,
+                         jobs_by_owner, pods_by_job)
+
+
+async def _reconcile(
+    body: kopf.Body, raw_spec: dict[str, Any], meta: dict[str, Any], status: dict[str, Any], namespace: str,
+    name: str, patch: kopf.Patch, memo: kopf.Memo, jobs_index: kopf.Index[Any, Any],
+    pods_index: kopf.Index[Any, Any],
+) -> None:
+    generation = int(meta.get("generation") or 1)
+    now = dt.datetime.now(dt.UTC)
+    if status.get("observedGeneration") == generation and status.get("phase") in ("Succeeded", "Failed"):
+        return  # terminal for this generation: nothing to do until the spec changes
+    try:
+        spec = parse_spec(raw_spec)
+    except SpecError as error:
+        new_status = invalid_spec_status(status, generation, error.message, now)
+        if new_status != {k: status.get(k) for k in new_status}:
+            patch.status.update(new_status)
+            kopf.warn(body, reason="InvalidSpec", message=error.message)
+            METRICS.set_phase(namespace, name, "Failed")
+        return
+
+    client: KubeClient = memo["client"]
+    jobs = list(jobs_index.get((namespace, name), []))
+    views = [job_view(j, list(pods_index.get((namespace, j["name"]), []))) for j in jobs if not j["deleting"]]
+    active_total, active_gpu = _active_jobs(jobs_index)
+    capacity = Capacity(jobs=max(0, SETTINGS.max_jobs - active_total),
+                        gpu_jobs=max(0, SETTINGS.max_gpu_jobs - active_gpu))
+    decision = decide(spec, generation, views, now, capacity)
+
+    for job_name_ in decision.delete:
+        await client.delete_job(namespace, job_name_)
+    for step, attempt in decision.create:
+        job = build_job(dict(body), spec, step, attempt, SETTINGS.worker)
+        kopf.adopt(job, owner=body)  # ownerReferences: deleting the resource deletes its Jobs
+        if await client.create_job(namespace, job):
+            METRICS.jobs_created.labels(step.phase).inc()
+    counted: set[str] = memo["counted_jobs"]
+    for view in views:
+        if view.state in ("succeeded", "failed") and view.name not in counted:
+            counted.add(view.name)
+            duration = ((view.finished_at - view.started_at).total_seconds()
+                        if view.finished_at and view.started_at else None)
+            METRICS.job_finished(view.step.phase, view.state, duration)
+
+    uri = run_uri(spec, namespace, name, generation)
+    results = promotion = None
+    if decision.phase == "Succeeded":
+        try:
+            results, promotion = await asyncio.to_thread(_read_outcome, spec, uri)
+        except (OptismithError, ValueError) as error:
+            decision = Decision("Failed", "ResultsUnreadable", f"cannot read {uri}/results.json: {error}",
+                                steps=decision.steps)
+    if status.get("observedGeneration") not in (None, generation) and status.get("phase") not in (
+            "Succeeded", "Failed"):
+        kopf.info(body, reason="Superseded", message=f"generation {status.get('observedGeneration')} superseded "
+                  f"by {generation}; its Jobs were deleted")
+    new_status = build_status(status, decision, generation, uri, now, results, promotion,
+                              promotion_configured=spec.promotion is not None)
+    if any(status.get(k) != v for k, v in new_status.items()):
+        patch.status.update(new_status)
+        _event(body, decision, status.get("phase") if status.get("observedGeneration") == generation else None)
+    METRICS.set_phase(namespace, name, decision.phase)
+    METRICS.queued_jobs.set(sum(1 for s in decision.steps if s.state == "queued"))
+    if results is not None:
+        METRICS.observe_results(namespace, name, results)
+
+
+def _reconcile_handler(**kwargs: Any) -> Any:
+    return reconcile(**kwargs)
+
+
+kopf.timer(API_GROUP, API_VERSION, PLURAL, interval=SETTINGS.interval, sharp=False, id="reconcile")(
+    _reconcile_handler)
+kopf.on.resume(API_GROUP, API_VERSION, PLURAL, id="resume")(_reconcile_handler)
+kopf.on.create(API_GROUP, API_VERSION, PLURAL, id="create")(_reconcile_handler)
+kopf.on.update(API_GROUP, API_VERSION, PLURAL, field="spec", id="update")(_reconcile_handler)
+
+
+@kopf.on.delete(API_GROUP, API_VERSION, PLURAL, optional=True)
+def forget(namespace: str | None, name: str, **_: Any) -> None:
+    METRICS.forget(namespace or "", name)
+
+
+__all__ = ["JobStep", "OperatorSettings", "configure", "forget", "login", "reconcile"]

@@ -1,0 +1,117 @@
+"""Turn observed Kubernetes objects (Jobs and their Pods) into the planner's JobViews. Pure functions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from optismith.controller.planner import JobState, JobView
+from optismith.controller.specs import LABEL_ATTEMPT, LABEL_GENERATION, LABEL_PHASE, LABEL_TARGET, JobStep
+
+
+def parse_time(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def job_summary(job: dict[str, Any]) -> dict[str, Any]:
+    """The few fields of a Job the operator needs, small enough to keep for thousands of Jobs."""
+    metadata, status = job.get("metadata", {}), job.get("status") or {}
+    conditions = status.get("conditions") or []
+    failed = next((c for c in conditions if c.get("type") == "Failed" and c.get("status") == "True"), None)
+    complete = next((c for c in conditions if c.get("type") == "Complete" and c.get("status") == "True"), None)
+    labels = metadata.get("labels") or {}
+    resources = (((job.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or [{}]
+    limits = (resources[0].get("resources") or {}).get("limits") or {}
+    return {
+        "name": metadata.get("name"),
+        "generation": int(labels.get(LABEL_GENERATION, "0") or 0),
+        "phase": labels.get(LABEL_PHASE, ""),
+        "target": labels.get(LABEL_TARGET),
+        "attempt": int(labels.get(LABEL_ATTEMPT, "1") or 1),
+        "created": metadata.get("creationTimestamp"),
+        "started": status.get("startTime"),
+        "finished": status.get("completionTime") or (failed or {}).get("lastTransitionTime"),
+        "succeeded": bool(complete) or int(status.get("succeeded") or 0) > 0,
+        "failed": bool(failed) or int(status.get("failed") or 0) > 0,
+        "failed_reason": (failed or {}).get("reason", ""),
+        "failed_message": (failed or {}).get("message", ""),
+        "active": int(status.get("active") or 0),
+        "gpu": "nvidia.com/gpu" in limits,
+        "deleting": bool(metadata.get("deletionTimestamp")),
+    }
+
+
+def pod_summary(pod: dict[str, Any]) -> dict[str, Any]:
+    status = pod.get("status") or {}
+    conditions = status.get("conditions") or []
+    unschedulable = next((c for c in conditions if c.get("type") == "PodScheduled" and c.get("status") == "False"
+                          and c.get("reason") == "Unschedulable"), None)
+    terminated: dict[str, Any] = {}
+    for container in status.get("containerStatuses") or []:
+        terminated = (container.get("state") or {}).get("terminated") or terminated
+    return {
+        "name": (pod.get("metadata") or {}).get("name"),
+        "created": (pod.get("metadata") or {}).get("creationTimestamp"),
+        "unschedulable_since": (unschedulable or {}).get("lastTransitionTime") if unschedulable else None,
+        "unschedulable_message": (unschedulable or {}).get("message", ""),
+        "exit_code": terminated.get("exitCode"),
+        "termination_message": terminated.get("message", ""),
+        "termination_reason": terminated.get("reason", ""),
+    }
+
+
+def explain_termination(message: str) -> tuple[str, str]:
+    """Workers write a compact JSON summary as their termination message; fall back to the raw text
+    (Kubernetes uses the log tail when the worker died before writing it)."""
+    text = (message or "").strip()
+    if text.startswith("{"):
+        try:
+            summary = json.loads(text)
+            return str(summary.get("reason", "")), str(summary.get("message", ""))
+        except json.JSONDecodeError:
+            pass
+    lines = [line for line in text.splitlines() if line.strip()]
+    return "", " | ".join(lines[-3:])[:1000]
+
+
+def job_view(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobView:
+    state: JobState
+    reason, message = "", ""
+    pod = max(pods, key=lambda p: p.get("created") or "") if pods else None
+    if job["succeeded"]:
+        state = "succeeded"
+    elif job["failed"]:
+        state = "failed"
+        reason, message = explain_termination((pod or {}).get("termination_message", ""))
+        if job["failed_reason"] == "DeadlineExceeded":
+            reason = "DeadlineExceeded"
+            message = message or job["failed_message"] or "the Job ran past spec.execution.stageDeadline"
+        reason = reason or job["failed_reason"] or "JobFailed"
+        message = message or job["failed_message"] or f"exit code {(pod or {}).get('exit_code')}"
+    elif pod and pod.get("unschedulable_since"):
+        state = "unschedulable"
+        reason, message = "Unschedulable", pod.get("unschedulable_message", "")
+    elif job["active"] or job["started"]:
+        state = "running"
+    else:
+        state = "pending"
+    return JobView(
+        name=job["name"],
+        generation=job["generation"],
+        step=JobStep(job["phase"], job["target"]),
+        attempt=job["attempt"],
+        state=state,
+        reason=reason,
+        message=message,
+        created_at=parse_time(job["created"]),
+        started_at=parse_time(job["started"]),
+        finished_at=parse_time(job["finished"]),
+        unschedulable_since=parse_time((pod or {}).get("unschedulable_since")),
+        uses_gpu=job["gpu"],
+    )

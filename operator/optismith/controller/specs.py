@@ -1,0 +1,210 @@
+"""Pure functions that turn a ModelOptimization into Job manifests. No I/O: easy to test and to read."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from optismith.pipeline.plan import PHASES
+from optismith.spec import ModelOptimizationSpec, TargetSpec, seconds
+from optismith.storage import join_uri
+
+LABEL_PREFIX = "optismith.io"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_NAME = f"{LABEL_PREFIX}/name"
+LABEL_GENERATION = f"{LABEL_PREFIX}/generation"
+LABEL_PHASE = f"{LABEL_PREFIX}/phase"
+LABEL_TARGET = f"{LABEL_PREFIX}/target"
+LABEL_ATTEMPT = f"{LABEL_PREFIX}/attempt"
+MANAGER = "optismith"
+MANIFEST_ENV = "OPTISMITH_MANIFEST"
+TERMINATION_LOG = "/dev/termination-log"
+
+
+@dataclass(frozen=True)
+class WorkerDefaults:
+    """What the operator's Helm values set for Jobs; targets override image and resources."""
+
+    cpu_image: str = "ghcr.io/optismith/worker-cpu:0.1.0"
+    gpu_image: str = "ghcr.io/optismith/worker-gpu:0.1.0"
+    command: tuple[str, ...] = ("optismith",)
+    cpu_resources: dict[str, dict[str, str]] = field(default_factory=lambda: {
+        "requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "6Gi"}})
+    gpu_resources: dict[str, dict[str, str]] = field(default_factory=lambda: {
+        "requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"cpu": "4", "memory": "16Gi"}})
+    service_account: str | None = None  # for IRSA / workload identity; no token is mounted either way
+    image_pull_policy: str = "IfNotPresent"
+    extra_env: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class JobStep:
+    """One Job of a run: a phase (prepare / measure / finalize / promote), optionally for a target."""
+
+    phase: str
+    target: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.phase}-{self.target}" if self.target else self.phase
+
+
+def run_id(generation: int) -> str:
+    return f"gen-{generation}"
+
+
+def run_uri(spec: ModelOptimizationSpec, namespace: str, name: str, generation: int) -> str:
+    return join_uri(spec.output.uri, namespace, name, run_id(generation))
+
+
+def job_name(name: str, generation: int, step: JobStep, attempt: int) -> str:
+    """Deterministic, so a restarted operator finds (and never duplicates) the Jobs it made."""
+    base = f"{name}-g{generation}-{step.key}-a{attempt}"
+    if len(base) <= 63:
+        return base
+    digest = hashlib.sha256(base.encode()).hexdigest()[:8]
+    suffix = f"-g{generation}-{step.key}-a{attempt}-{digest}"
+    return (name[: 63 - len(suffix)] + suffix).strip("-")[:63]
+
+
+def _safe_label(value: str) -> str:
+    value = re.sub(r"[^A-Za-z0-9._-]", "-", value)[:63]
+    return value.strip("-._") or "x"
+
+
+def job_labels(name: str, generation: int, step: JobStep, attempt: int) -> dict[str, str]:
+    labels = {
+        LABEL_MANAGED_BY: MANAGER,
+        LABEL_NAME: _safe_label(name),
+        LABEL_GENERATION: str(generation),
+        LABEL_PHASE: step.phase,
+        LABEL_ATTEMPT: str(attempt),
+    }
+    if step.target:
+        labels[LABEL_TARGET] = step.target
+    return labels
+
+
+def manifest_json(body: dict[str, Any]) -> str:
+    """The manifest a worker validates again: spec + identity, without status or server fields."""
+    metadata = body.get("metadata", {})
+    document = {
+        "apiVersion": body.get("apiVersion", "optismith.io/v1alpha1"),
+        "kind": body.get("kind", "ModelOptimization"),
+        "metadata": {k: metadata[k] for k in ("name", "namespace", "generation", "uid") if k in metadata},
+        "spec": body.get("spec", {}),
+    }
+    return json.dumps(document, separators=(",", ":"), sort_keys=True)
+
+
+def _storage_env(spec: ModelOptimizationSpec) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = []
+    storage = spec.storage
+    if storage.endpoint:
+        env.append({"name": "OPTISMITH_S3_ENDPOINT", "value": storage.endpoint})
+    if storage.region:
+        env.append({"name": "AWS_REGION", "value": storage.region})
+    if storage.path_style:
+        env.append({"name": "OPTISMITH_S3_PATH_STYLE", "value": "true"})
+    secret = storage.credentials_secret
+    if secret is not None:
+        # Credentials travel as secretKeyRefs only: the operator never reads or copies their values.
+        env.append({"name": "AWS_ACCESS_KEY_ID", "valueFrom": {"secretKeyRef": {
+            "name": secret.name, "key": secret.access_key_id_key}}})
+        env.append({"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": {
+            "name": secret.name, "key": secret.secret_access_key_key}}})
+    return env
+
+
+def _target(spec: ModelOptimizationSpec, step: JobStep) -> TargetSpec:
+    if step.target is None:
+        return TargetSpec(name="cpu", kind="cpu")  # prepare / finalize / promote always run on CPU
+    for target in spec.targets:
+        if target.name == step.target:
+            return target
+    raise ValueError(f"unknown target {step.target!r}")
+
+
+def _resources(target: TargetSpec, defaults: WorkerDefaults) -> dict[str, dict[str, str]]:
+    base = defaults.gpu_resources if target.kind == "gpu" else defaults.cpu_resources
+    requests = {**base.get("requests", {}), **target.resources.requests}
+    limits = {**base.get("limits", {}), **target.resources.limits}
+    if target.kind == "gpu":
+        gpus = str(target.gpus or 1)
+        limits["nvidia.com/gpu"] = gpus
+        requests["nvidia.com/gpu"] = gpus
+    return {"requests": requests, "limits": limits}
+
+
+def build_job(
+    body: dict[str, Any],
+    spec: ModelOptimizationSpec,
+    step: JobStep,
+    attempt: int,
+    defaults: WorkerDefaults,
+) -> dict[str, Any]:
+    """The Job for one step of a run. Owner references are added by the caller (kopf.adopt)."""
+    metadata = body["metadata"]
+    name, namespace, generation = metadata["name"], metadata["namespace"], int(metadata.get("generation", 1))
+    target = _target(spec, step)
+    image = target.image or (defaults.gpu_image if target.kind == "gpu" else defaults.cpu_image)
+    args = ["stage", *PHASES[step.phase], "--manifest-env", MANIFEST_ENV,
+            "--run-uri", run_uri(spec, namespace, name, generation)]
+    if step.target:
+        args += ["--target", step.target]
+    env = [
+        {"name": MANIFEST_ENV, "value": manifest_json(body)},
+        {"name": "OPTISMITH_TERMINATION_LOG", "value": TERMINATION_LOG},
+        {"name": "HOME", "value": "/tmp"},
+        {"name": "TF_CPP_MIN_LOG_LEVEL", "value": "2"},
+        *_storage_env(spec),
+        *({"name": k, "value": v} for k, v in defaults.extra_env),
+    ]
+    labels = job_labels(name, generation, step, attempt)
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [{
+            "name": "worker",
+            "image": image,
+            "imagePullPolicy": defaults.image_pull_policy,
+            "command": list(defaults.command),
+            "args": args,
+            "env": env,
+            "resources": _resources(target, defaults),
+            "terminationMessagePath": TERMINATION_LOG,
+            "terminationMessagePolicy": "FallbackToLogsOnError",
+            "securityContext": {
+                "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "privileged": False,
+                "capabilities": {"drop": ["ALL"]},
+            },
+            "volumeMounts": [{"name": "scratch", "mountPath": "/tmp"}],
+        }],
+        "volumes": [{"name": "scratch", "emptyDir": {"sizeLimit": "20Gi"}}],
+    }
+    if defaults.service_account:
+        pod_spec["serviceAccountName"] = defaults.service_account
+    if target.node_selector:
+        pod_spec["nodeSelector"] = dict(target.node_selector)
+    if target.tolerations:
+        pod_spec["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in target.tolerations]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": job_name(name, generation, step, attempt), "namespace": namespace,
+                     "labels": labels},
+        "spec": {
+            # Retries are the operator's (with backoff and a visible attempt count), not the Job's.
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": max(1, int(seconds(spec.execution.stage_deadline))),
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        },
+    }

@@ -1,0 +1,174 @@
+"""The resource's status: metav1.Condition-shaped conditions that kstatus, Flux, Argo CD and
+`kubectl wait` understand, per-step records, and a bounded summary of the results (the full results
+stay in the run directory)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from optismith.controller.planner import Decision, StepStatus
+
+CONDITION_TYPES = ("Succeeded", "Ready", "Reconciling", "Stalled", "AccuracyGatePassed", "Promoted")
+MAX_VARIANTS_IN_STATUS = 24
+MAX_MESSAGE = 1024
+
+
+def timestamp(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def set_condition(
+    conditions: list[dict[str, Any]], type_: str, status: str, reason: str, message: str, generation: int,
+    now: dt.datetime,
+) -> list[dict[str, Any]]:
+    """Replace one condition; lastTransitionTime moves only when the status value changes."""
+    previous = next((c for c in conditions if c.get("type") == type_), None)
+    changed = previous is None or previous.get("status") != status
+    condition = {
+        "type": type_,
+        "status": status,
+        "reason": reason,
+        "message": message[:MAX_MESSAGE],
+        "observedGeneration": generation,
+        "lastTransitionTime": timestamp(now) if changed or previous is None
+        else previous.get("lastTransitionTime", timestamp(now)),
+    }
+    others = [c for c in conditions if c.get("type") != type_]
+    return sorted([*others, condition], key=lambda c: CONDITION_TYPES.index(c["type"])
+                  if c["type"] in CONDITION_TYPES else 99)
+
+
+def _step_record(step: StepStatus) -> dict[str, Any]:
+    record: dict[str, Any] = {"name": step.step.key, "phase": step.step.phase, "state": step.state,
+                              "attempts": step.attempts}
+    if step.step.target:
+        record["target"] = step.step.target
+    if step.job:
+        record["job"] = step.job
+    if step.started_at:
+        record["startedAt"] = timestamp(step.started_at)
+    if step.finished_at:
+        record["finishedAt"] = timestamp(step.finished_at)
+    if step.message:
+        record["message"] = step.message[:512]
+    if step.reason:
+        record["reason"] = step.reason
+    return record
+
+
+def _fmt(value: float | None, pattern: str) -> str | None:
+    return None if value is None else pattern.format(value)
+
+
+def summarize_results(results: dict[str, Any]) -> dict[str, Any]:
+    """The part of results.json that belongs in status: per-variant headline numbers and the winner."""
+    selection = results.get("selection") or {}
+    variants = []
+    for candidate in selection.get("candidates", [])[:MAX_VARIANTS_IN_STATUS]:
+        variants.append({
+            "name": candidate["variant"],
+            "target": candidate["target"],
+            "latencyP50Ms": _fmt(candidate.get("latency_p50_ms"), "{:.4f}"),
+            "latencyP99Ms": _fmt(candidate.get("latency_p99_ms"), "{:.4f}"),
+            "throughputPerSecond": _fmt(candidate.get("throughput_per_s"), "{:.1f}"),
+            "sizeBytes": candidate.get("size_bytes"),
+            "accuracyDrop": _fmt(candidate.get("accuracy_drop"), "{:.4f}"),
+            "speedup": _fmt(candidate.get("speedup"), "{:.2f}"),
+            "passed": bool(candidate.get("passed")),
+        })
+    summary: dict[str, Any] = {
+        "variants": variants,
+        "selection": {"outcome": selection.get("outcome", "unknown"), "objective": selection.get("objective"),
+                      "batchSize": selection.get("batch_size"), "message": str(selection.get("message", ""))[:512]},
+    }
+    winner = selection.get("winner")
+    if winner:
+        chosen: dict[str, Any] = next((c for c in selection.get("candidates", [])
+                       if c["variant"] == winner and c["target"] == selection.get("winner_target")), {})
+        summary["winner"] = {
+            "variant": winner,
+            "target": selection.get("winner_target"),
+            "speedup": _fmt(chosen.get("speedup"), "{:.2f}x"),
+            "latencyP50": _fmt(chosen.get("latency_p50_ms"), "{:.3f}ms"),
+            "latencyP99": _fmt(chosen.get("latency_p99_ms"), "{:.3f}ms"),
+            "accuracyDrop": _fmt(None if chosen.get("accuracy_drop") is None
+                                 else chosen["accuracy_drop"] * 100, "{:.2f}%"),
+            "sizeBytes": chosen.get("size_bytes"),
+        }
+    return summary
+
+
+def build_status(
+    previous: dict[str, Any],
+    decision: Decision,
+    generation: int,
+    run_uri: str,
+    now: dt.datetime,
+    results: dict[str, Any] | None = None,
+    promotion: dict[str, Any] | None = None,
+    promotion_configured: bool = False,
+) -> dict[str, Any]:
+    conditions: list[dict[str, Any]] = list(previous.get("conditions") or [])
+    superseded = previous.get("observedGeneration") not in (None, generation)
+    status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "phase": decision.phase,
+        "runUri": run_uri,
+        "stages": [_step_record(s) for s in decision.steps],
+    }
+    if superseded:
+        # Stale summaries of the superseded run must not linger next to the new run's progress.
+        conditions = [c for c in conditions if c["type"] in ("Ready",)]
+        status["supersededGeneration"] = previous.get("observedGeneration")
+
+    def cond(type_: str, value: str, reason: str, message: str) -> None:
+        nonlocal conditions
+        conditions = set_condition(conditions, type_, value, reason, message, generation, now)
+
+    if decision.phase == "Succeeded" and results is not None:
+        summary = summarize_results(results)
+        status.update(summary)
+        passed = summary["selection"]["outcome"] == "selected"
+        gate_message = summary["selection"]["message"]
+        cond("Succeeded", "True", "Completed", f"run complete: {gate_message}")
+        cond("Reconciling", "False", "Completed", "run complete")
+        cond("AccuracyGatePassed", "True" if passed else "False", "Passed" if passed else "NoVariantPassed",
+             gate_message)
+        if promotion_configured:
+            if promotion and promotion.get("promoted"):
+                status["promoted"] = {"uri": promotion.get("uri"), "digest": promotion.get("digest"),
+                                      "variant": promotion.get("variant")}
+                cond("Promoted", "True", "Promoted", f"{promotion.get('variant')} promoted to {promotion.get('uri')}")
+            else:
+                reason = (promotion or {}).get("reason", "no variant passed the gates")
+                cond("Promoted", "False", "NotPromoted", f"previous promotion left untouched: {reason}")
+        else:
+            cond("Promoted", "False", "NotConfigured", "spec.promotion is not set")
+        ready = passed and (not promotion_configured or bool(promotion and promotion.get("promoted")))
+        if ready:
+            cond("Ready", "True", "Succeeded", f"winner {summary.get('winner', {}).get('variant')}")
+            cond("Stalled", "False", "Completed", "")
+        else:
+            cond("Ready", "False", "GateFailed", gate_message)
+            cond("Stalled", "True", "NoVariantPassed", f"{gate_message}; change the spec to try again")
+    elif decision.phase == "Failed":
+        cond("Succeeded", "False", decision.reason, decision.message)
+        cond("Ready", "False", decision.reason, decision.message)
+        cond("Reconciling", "False", decision.reason, decision.message)
+        cond("Stalled", "True", decision.reason, decision.message)
+    else:
+        cond("Succeeded", "Unknown", decision.reason, decision.message)
+        cond("Reconciling", "True", decision.reason, decision.message)
+        cond("Stalled", "False", decision.reason, "")
+        if not any(c["type"] == "Ready" for c in conditions) or superseded:
+            cond("Ready", "False", "Reconciling", decision.message)
+    status["conditions"] = conditions
+    return status
+
+
+def invalid_spec_status(previous: dict[str, Any], generation: int, message: str, now: dt.datetime) -> dict[str, Any]:
+    conditions: list[dict[str, Any]] = list(previous.get("conditions") or [])
+    for type_, value in (("Stalled", "True"), ("Succeeded", "False"), ("Ready", "False"), ("Reconciling", "False")):
+        conditions = set_condition(conditions, type_, value, "InvalidSpec", message, generation, now)
+    return {"observedGeneration": generation, "phase": "Failed", "conditions": conditions, "stages": []}
