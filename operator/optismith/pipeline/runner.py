@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from optismith.errors import OptismithError, StageError
+from optismith.pipeline.plan import Plan, StageStep, build_plan
 from optismith.results import StageRecord
 from optismith.spec import ModelOptimization
 from optismith.stages.base import StageContext, get_stage, record_key
 from optismith.storage import Storage, join_uri, open_storage
-
-from optismith.pipeline.plan import Plan, StageStep, build_plan
 
 StepCallback = Callable[[StageStep, str], None]  # (step, "started" | "succeeded" | "failed")
 
