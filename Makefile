@@ -51,6 +51,7 @@ pytest-fast:
 
 crd: install
 	$(BIN)/optismith crd > crds/modeloptimizations.optismith.io.yaml
+	$(BIN)/python -c "from optismith.controller.crd import render_reference_markdown as r; print(r(), end='')" > docs/reference.md
 	cp crds/modeloptimizations.optismith.io.yaml charts/optismith/crds/
 
 clean:

@@ -223,6 +223,8 @@ Objective = Literal["latencyP50", "latencyP99", "throughput", "size"]
 
 
 class ConstraintsSpec(SpecModel):
+    """Gates a variant must pass to be selected."""
+
     max_accuracy_drop: Percent = Field("1%", description="Largest accuracy (or agreement) drop vs the source.")
     max_latency: Duration | None = Field(None, description="Largest p99 latency at the objective's batch size.")
     max_size: Size | None = Field(None, description="Largest artifact size.")
@@ -231,7 +233,7 @@ class ConstraintsSpec(SpecModel):
 class SelectionSpec(SpecModel):
     objective: Objective = Field("latencyP50", description="What the winner minimizes (throughput: maximizes).")
     batch_size: int = Field(1, ge=1, le=4096, description="Batch size the objective is measured at.")
-    constraints: ConstraintsSpec = Field(default_factory=ConstraintsSpec)
+    constraints: ConstraintsSpec = Field(default_factory=ConstraintsSpec, description="Gates a winner must pass.")
 
 
 class OutputSpec(SpecModel):
@@ -259,7 +261,7 @@ class TargetSpec(SpecModel):
     name: DnsName = Field(description="Target name, used in Job names and metrics labels.")
     kind: Literal["cpu", "gpu"] = Field("cpu", description="Hardware kind.")
     image: str | None = Field(None, max_length=512, description="Worker image; default from the operator.")
-    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec, description="Worker requests and limits.")
     gpus: int = Field(0, ge=0, le=16, description="nvidia.com/gpu count (gpu targets default to 1).")
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: list[Toleration] = Field(default_factory=list, max_length=32)
@@ -289,26 +291,28 @@ class SecuritySpec(SpecModel):
 
 
 class ModelOptimizationSpec(SpecModel):
-    model: ModelSource
-    storage: StorageSpec = Field(default_factory=StorageSpec)
-    optimize: OptimizeSpec = Field(default_factory=OptimizeSpec)
+    model: ModelSource = Field(description="The trained model to optimize.")
+    storage: StorageSpec = Field(default_factory=StorageSpec, description="S3 settings for s3:// URIs.")
+    optimize: OptimizeSpec = Field(default_factory=OptimizeSpec, description="Graph optimization (Grappler).")
     variants: list[VariantName] = Field(
         default_factory=lambda: list(DEFAULT_VARIANTS), min_length=1, max_length=32,
         description="Variants to build and measure; the baseline tf-savedmodel is always included.",
     )
-    calibration: CalibrationSpec = Field(default_factory=CalibrationSpec)
-    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
-    benchmark: BenchmarkSpec = Field(default_factory=BenchmarkSpec)
-    selection: SelectionSpec = Field(default_factory=SelectionSpec)
-    output: OutputSpec
-    promotion: PromotionSpec | None = None
+    calibration: CalibrationSpec = Field(default_factory=CalibrationSpec, description="Data for int8 calibration.")
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec, description="Data for the accuracy gate.")
+    benchmark: BenchmarkSpec = Field(default_factory=BenchmarkSpec, description="How variants are measured.")
+    selection: SelectionSpec = Field(default_factory=SelectionSpec, description="How the winner is chosen.")
+    output: OutputSpec = Field(description="Where run directories are written.")
+    promotion: PromotionSpec | None = Field(
+        None, description="Copy a winner that passes the gates to a stable location (for GitOps)."
+    )
     targets: list[TargetSpec] = Field(
         default_factory=lambda: [TargetSpec(name="cpu")], min_length=1, max_length=8,
         description="Where variants are benchmarked; prepare always runs on CPU.",
     )
-    execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
-    limits: LimitsSpec = Field(default_factory=LimitsSpec)
-    security: SecuritySpec = Field(default_factory=SecuritySpec)
+    execution: ExecutionSpec = Field(default_factory=ExecutionSpec, description="Retries and deadlines of Jobs.")
+    limits: LimitsSpec = Field(default_factory=LimitsSpec, description="Caps on downloads and archives.")
+    security: SecuritySpec = Field(default_factory=SecuritySpec, description="What an untrusted model may do.")
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelOptimizationSpec:

@@ -55,3 +55,9 @@ def test_schema_is_structural_and_described() -> None:
 
 def test_crd_yaml_round_trips() -> None:
     assert yaml.safe_load(render_crd_yaml()) == build_crd()
+
+
+def test_reference_docs_match_the_spec_model() -> None:
+    from optismith.controller.crd import render_reference_markdown
+
+    assert (ROOT / "docs" / "reference.md").read_text() == render_reference_markdown(), "run `make crd`"

@@ -176,3 +176,55 @@ def build_crd() -> dict[str, Any]:
 def render_crd_yaml() -> str:
     header = "# Generated from optismith.spec by `make crd` (optismith crd). Do not edit by hand.\n"
     return header + yaml.safe_dump(build_crd(), sort_keys=False, width=100)
+
+
+def _reference_rows(schema: dict[str, Any], path: str, rows: list[tuple[str, str, str, str]]) -> None:
+    required = set(schema.get("required", []))
+    for name, prop in schema.get("properties", {}).items():
+        field_path = f"{path}.{name}"
+        kind = prop.get("type", "object")
+        if kind == "array":
+            items = prop.get("items", {})
+            kind = f"[]{items.get('type', 'object')}"
+        rules = []
+        if "enum" in prop:
+            rules.append("one of " + ", ".join(f"`{v}`" for v in prop["enum"]))
+        if "pattern" in prop:
+            rules.append(f"pattern `{prop['pattern']}`")
+        for key, label in (("minimum", "≥"), ("maximum", "≤"), ("maxItems", "max items"), ("maxLength", "max length")):
+            if key in prop:
+                rules.append(f"{label} {prop[key]}")
+        default = prop.get("default")
+        default_text = "" if default is None else f"`{default}`"
+        description = (prop.get("description") or "").replace("\n", " ")
+        if name in required:
+            description = f"**Required.** {description}"
+        if rules:
+            description += f" ({'; '.join(rules)})"
+        rows.append((field_path, kind, default_text, description))
+        if prop.get("type") == "object" and "properties" in prop:
+            _reference_rows(prop, field_path, rows)
+        if prop.get("type") == "array" and "properties" in prop.get("items", {}):
+            _reference_rows(prop["items"], f"{field_path}[]", rows)
+
+
+def render_reference_markdown() -> str:
+    """docs/reference.md: every spec field with type, default and meaning, from the same model."""
+    rows: list[tuple[str, str, str, str]] = []
+    _reference_rows(spec_schema(), "spec", rows)
+    lines = [
+        "# ModelOptimization reference (`optismith.io/v1alpha1`)",
+        "",
+        "Generated from `optismith.spec` by `make crd`; `kubectl explain mo.spec` shows the same descriptions.",
+        "Quantities are strings (Kubernetes API conventions forbid floats): percentages like `\"1%\"`,",
+        "durations like `\"0.5ms\"`/`\"3s\"`/`\"1h\"`, sizes like `\"50Mi\"`/`\"4Gi\"`.",
+        "",
+        "| field | type | default | description |",
+        "|---|---|---|---|",
+    ]
+    for path, kind, default, description in rows:
+        escaped = description.replace("|", "\\|")
+        lines.append(f"| `{path}` | {kind} | {default} | {escaped} |")
+    lines += ["", "Cross-field rules checked by the API server (CEL):", ""]
+    lines += [f"- {rule['message']}" for rule in [*SPEC_RULES, *MODEL_RULES]]
+    return "\n".join(lines) + "\n"
