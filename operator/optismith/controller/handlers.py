@@ -12,7 +12,7 @@ import json
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import kopf
@@ -59,6 +59,11 @@ class OperatorSettings:
             service_account=env.get("OPTISMITH_WORKER_SERVICE_ACCOUNT") or None,
             extra_env=tuple(json.loads(env.get("OPTISMITH_WORKER_EXTRA_ENV", "{}")).items()),
         )
+        # Default Job resources per target kind, as the Helm values set them (JSON).
+        for kind in ("cpu", "gpu"):
+            raw = env.get(f"OPTISMITH_WORKER_RESOURCES_{kind.upper()}")
+            if raw:
+                worker = replace(worker, **{f"{kind}_resources": json.loads(raw)})
         return cls(
             max_jobs=int(env.get("OPTISMITH_MAX_JOBS", cls.max_jobs)),
             max_gpu_jobs=int(env.get("OPTISMITH_MAX_GPU_JOBS", cls.max_gpu_jobs)),
