@@ -34,3 +34,13 @@ def test_counters_use_base_units_and_total_suffix() -> None:
     text = scrape(metrics)
     assert 'optismith_jobs_finished_total{phase="prepare",result="succeeded"} 1.0' in text
     assert 'optismith_stage_duration_seconds_count{phase="prepare"} 1.0' in text
+
+
+def test_queue_depth_sums_over_resources_and_failures_start_at_zero() -> None:
+    metrics = OperatorMetrics()
+    metrics.set_queued("a", "x", 2)
+    metrics.set_queued("b", "y", 1)
+    assert "optismith_queued_steps 3.0" in scrape(metrics)
+    metrics.forget("a", "x")
+    assert "optismith_queued_steps 1.0" in scrape(metrics)
+    assert 'optismith_jobs_finished_total{phase="measure",result="failed"} 0.0' in scrape(metrics)

@@ -165,8 +165,12 @@ async def reconcile(
     locks: dict[tuple[str, str], asyncio.Lock] = memo["locks"]
     lock = locks.setdefault((namespace, name), asyncio.Lock())
     async with lock:
-        await _reconcile(body, dict(spec), dict(meta), dict(status), namespace, name, patch, memo,
-                         jobs_by_owner, pods_by_job)
+        try:
+            await _reconcile(body, dict(spec), dict(meta), dict(status), namespace, name, patch, memo,
+                             jobs_by_owner, pods_by_job)
+        except Exception as error:
+            METRICS.reconcile_errors.labels(type(error).__name__).inc()
+            raise  # kopf logs it and retries on the next tick
 
 
 async def _reconcile(
@@ -229,7 +233,7 @@ async def _reconcile(
         patch.status.update(new_status)
         _event(body, decision, status.get("phase") if status.get("observedGeneration") == generation else None)
     METRICS.set_phase(namespace, name, decision.phase)
-    METRICS.queued_jobs.set(sum(1 for s in decision.steps if s.state == "queued"))
+    METRICS.set_queued(namespace, name, sum(1 for s in decision.steps if s.state == "queued"))
     if results is not None:
         METRICS.observe_results(namespace, name, results)
 

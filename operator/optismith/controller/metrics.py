@@ -49,8 +49,14 @@ class OperatorMetrics:
         self._lock = threading.Lock()
         self._series: dict[tuple[str, str], set[tuple[str, str]]] = {}  # (ns, name) -> {(variant, target)}
         self._phases: dict[tuple[str, str], str] = {}
+        self._queued: dict[tuple[str, str], int] = {}
         for phase in ("Queued", "Running", "Retrying", "Succeeded", "Failed"):
             self.resources.labels(phase).set(0)
+        # Counters appear at zero, so increase() sees the first failure too.
+        for job_phase in ("prepare", "measure", "finalize", "promote"):
+            for result in ("succeeded", "failed"):
+                self.jobs.labels(job_phase, result)
+            self.jobs_created.labels(job_phase)
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
         start_http_server(port, addr=addr, registry=self.registry)
@@ -98,8 +104,18 @@ class OperatorMetrics:
                 self._phases[key] = phase
                 self.resources.labels(phase).inc()
 
+    def set_queued(self, namespace: str, name: str, steps: int) -> None:
+        """Queue depth across all resources, not just the last one reconciled."""
+        with self._lock:
+            if steps:
+                self._queued[(namespace, name)] = steps
+            else:
+                self._queued.pop((namespace, name), None)
+            self.queued_jobs.set(sum(self._queued.values()))
+
     def forget(self, namespace: str, name: str) -> None:
         self.set_phase(namespace, name, None)
+        self.set_queued(namespace, name, 0)
         with self._lock:
             self._forget_series(namespace, name)
 

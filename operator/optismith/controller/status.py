@@ -149,6 +149,10 @@ def build_status(
         if ready:
             cond("Ready", "True", "Succeeded", f"winner {summary.get('winner', {}).get('variant')}")
             cond("Stalled", "False", "Completed", "")
+        elif passed:
+            reason = (promotion or {}).get("reason", "the promote step did not promote the winner")
+            cond("Ready", "False", "PromotionFailed", reason)
+            cond("Stalled", "True", "PromotionFailed", f"{reason}; the previous promotion is untouched")
         else:
             cond("Ready", "False", "GateFailed", gate_message)
             cond("Stalled", "True", "NoVariantPassed", f"{gate_message}; change the spec to try again")
