@@ -13,7 +13,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "examples" / "digits"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-pytest_plugins = ["fixtures.seaweedfs"]
+pytest_plugins = ["fixtures.seaweedfs", "fixtures.prometheus", "harness.fixtures"]
 
 
 @pytest.fixture(scope="session")

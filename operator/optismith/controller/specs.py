@@ -157,7 +157,6 @@ def build_job(
         args += ["--target", step.target]
     env = [
         {"name": MANIFEST_ENV, "value": manifest_json(body)},
-        {"name": "OPTISMITH_TERMINATION_LOG", "value": TERMINATION_LOG},
         {"name": "HOME", "value": "/tmp"},
         {"name": "TF_CPP_MIN_LOG_LEVEL", "value": "2"},
         *_storage_env(spec),
