@@ -49,7 +49,10 @@ def prune(value: Any, schema: Schema, *, root: bool = False) -> Any:
         embedded = bool(schema.get("x-kubernetes-embedded-resource"))
         result: dict[str, Any] = {}
         for key, item in value.items():
-            if key in props:
+            if (root or embedded) and key in _TOP_LEVEL:
+                # apiVersion, kind and metadata are the server's own: never pruned by a CRD schema.
+                result[key] = item
+            elif key in props:
                 result[key] = prune(item, props[key])
             elif isinstance(extra, Mapping):
                 result[key] = prune(item, extra)

@@ -6,11 +6,15 @@ The official client is synchronous: every call goes through a thread so the even
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import logging
 import os
 from typing import Any
 
 import kubernetes
 from kubernetes.client.rest import ApiException
+
+log = logging.getLogger("optismith.operator")
 
 
 def load_config() -> None:
@@ -26,6 +30,7 @@ class KubeClient:
         load_config()
         self._api_client = kubernetes.client.ApiClient()
         self._batch = kubernetes.client.BatchV1Api(self._api_client)
+        self._core = kubernetes.client.CoreV1Api(self._api_client)
 
     async def create_job(self, namespace: str, body: dict[str, Any]) -> bool:
         """True if created; False if a Job of that name exists (an earlier operator run created it)."""
@@ -44,6 +49,28 @@ class KubeClient:
         except ApiException as error:
             if error.status != 404:
                 raise
+
+    async def post_event(self, body: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        """A core/v1 Event on the resource, like `kubectl describe` shows. Failures are logged, not raised:
+        an event is worth less than the reconciliation that produced it."""
+        metadata = body.get("metadata", {})
+        now = dt.datetime.now(dt.UTC)
+        event = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"generateName": f"{metadata.get('name', 'mo')}.", "namespace": metadata.get("namespace")},
+            "involvedObject": {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"),
+                               "name": metadata.get("name"), "namespace": metadata.get("namespace"),
+                               "uid": metadata.get("uid"), "resourceVersion": metadata.get("resourceVersion")},
+            "type": type_, "reason": reason[:128], "message": message[:1024],
+            "firstTimestamp": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "lastTimestamp": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "count": 1, "source": {"component": "optismith-operator"},
+            "reportingComponent": "optismith.io/operator", "reportingInstance": os.environ.get("HOSTNAME", "optismith"),
+        }
+        try:
+            await asyncio.to_thread(self._core.create_namespaced_event, metadata.get("namespace"), event)
+        except ApiException as error:
+            log.warning("could not post event %s: %s", reason, error.reason)
 
     def close(self) -> None:
         self._api_client.close()

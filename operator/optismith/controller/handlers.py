@@ -83,7 +83,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix="optismith.io", key="last-handled-configuration")
     settings.persistence.finalizer = "optismith.io/finalizer"
-    settings.posting.level = logging.WARNING  # our own events are posted explicitly, one per transition
+    # Our own events are posted explicitly, one per transition; kopf's per-handler chatter is not.
+    settings.posting.enabled = False
     settings.watching.server_timeout = 300
     settings.batching.worker_limit = 200
     memo["client"] = KubeClient()
@@ -147,14 +148,14 @@ def _read_outcome(spec: ModelOptimizationSpec, uri: str) -> tuple[dict[str, Any]
     return results, promotion
 
 
-def _event(body: Any, decision: Decision, previous_phase: str | None) -> None:
+async def _event(client: KubeClient, body: dict[str, Any], decision: Decision, previous_phase: str | None) -> None:
     """One Kubernetes Event per transition of the run's phase."""
     if decision.phase == previous_phase:
         return
     if decision.phase == "Failed":
-        kopf.warn(body, reason=decision.reason, message=decision.message)
+        await client.post_event(body, "Warning", decision.reason, decision.message)
     else:
-        kopf.info(body, reason=decision.phase, message=decision.message)
+        await client.post_event(body, "Normal", decision.phase, decision.message)
 
 
 async def reconcile(
@@ -188,7 +189,7 @@ async def _reconcile(
         new_status = invalid_spec_status(status, generation, error.message, now)
         if new_status != {k: status.get(k) for k in new_status}:
             patch.status.update(new_status)
-            kopf.warn(body, reason="InvalidSpec", message=error.message)
+            await memo["client"].post_event(dict(body), "Warning", "InvalidSpec", error.message)
             METRICS.set_phase(namespace, name, "Failed")
         return
 
@@ -225,21 +226,22 @@ async def _reconcile(
                                 steps=decision.steps)
     if status.get("observedGeneration") not in (None, generation) and status.get("phase") not in (
             "Succeeded", "Failed"):
-        kopf.info(body, reason="Superseded", message=f"generation {status.get('observedGeneration')} superseded "
-                  f"by {generation}; its Jobs were deleted")
+        await client.post_event(dict(body), "Normal", "Superseded", f"generation {status.get('observedGeneration')} "
+                                f"superseded by {generation}; its Jobs were deleted")
     new_status = build_status(status, decision, generation, uri, now, results, promotion,
                               promotion_configured=spec.promotion is not None)
     if any(status.get(k) != v for k, v in new_status.items()):
         patch.status.update(new_status)
-        _event(body, decision, status.get("phase") if status.get("observedGeneration") == generation else None)
+        await _event(client, dict(body), decision,
+                     status.get("phase") if status.get("observedGeneration") == generation else None)
     METRICS.set_phase(namespace, name, decision.phase)
     METRICS.set_queued(namespace, name, sum(1 for s in decision.steps if s.state == "queued"))
     if results is not None:
         METRICS.observe_results(namespace, name, results)
 
 
-def _reconcile_handler(**kwargs: Any) -> Any:
-    return reconcile(**kwargs)
+async def _reconcile_handler(**kwargs: Any) -> None:
+    await reconcile(**kwargs)
 
 
 kopf.timer(API_GROUP, API_VERSION, PLURAL, interval=SETTINGS.interval, sharp=False, id="reconcile")(
