@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from types import TracebackType
 from typing import Any
 
@@ -11,7 +12,8 @@ from rich.table import Table
 
 from optismith.pipeline import Plan, StageStep
 
-console = Console(stderr=False)
+# Piped output (CI logs, `make demo | tee`) gets a table wide enough to read, not 80 columns.
+console = Console(stderr=False, width=None if sys.stdout.isatty() else 160)
 
 
 class RunDisplay:
@@ -60,7 +62,9 @@ def final_table(results: dict[str, Any], run_uri: str, seconds: float, batch_siz
     table = Table(title=f"Variants (batch {batch_size}, best thread count per variant)")
     for column in ("variant", "target", "status", "p50 ms", "p99 ms", "speedup", "throughput/s", "size",
                    "accuracy drop", "gates"):
-        table.add_column(column, justify="left" if column in ("variant", "target", "status", "gates") else "right")
+        left = column in ("variant", "target", "status", "gates")
+        table.add_column(column, justify="left" if left else "right", no_wrap=column != "gates",
+                         overflow="fold" if column == "gates" else "ellipsis")
     benchmarks = {(b["variant"], b["target"]): b for b in results.get("benchmarks", [])}
     statuses = {v["name"]: v for v in results.get("variants", [])}
     rows_seen = set()
@@ -81,7 +85,7 @@ def final_table(results: dict[str, Any], run_uri: str, seconds: float, batch_siz
     for name, variant in statuses.items():
         if name not in rows_seen:
             table.add_row(name, "-", variant["status"], "-", "-", "-", "-", "-", "-",
-                          (variant.get("reason") or "")[:60])
+                          (variant.get("reason") or "")[:160])
     console.print(table)
     winner = selection.get("winner")
     if winner:

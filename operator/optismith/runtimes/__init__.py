@@ -6,6 +6,7 @@ from __future__ import annotations
 from optismith.runtimes.base import IOSpec, Runtime, Session
 
 _REGISTRY: dict[str, type[Runtime]] = {}
+_builtin_loaded = False
 
 
 def register(runtime: type[Runtime]) -> type[Runtime]:
@@ -27,9 +28,13 @@ def all_runtimes() -> dict[str, type[Runtime]]:
 
 
 def _load_builtin() -> None:
-    if _REGISTRY:
+    # A flag, not "is the registry empty": importing one runtime module directly registers it alone.
+    global _builtin_loaded
+    if _builtin_loaded:
         return
     from optismith.runtimes import onnx, openvino, tf, tflite  # noqa: F401 - registration side effect
+
+    _builtin_loaded = True
 
 
 __all__ = ["IOSpec", "Runtime", "Session", "all_runtimes", "get_runtime", "register"]

@@ -119,6 +119,7 @@ class Stage(ABC):
 
 
 _STAGES: dict[str, type[Stage]] = {}
+_builtin_loaded = False
 
 STAGE_ORDER = ("inspect", "freeze", "optimize", "quantize", "convert", "benchmark", "evaluate", "select",
                "report")
@@ -137,7 +138,9 @@ def get_stage(name: str) -> type[Stage]:
 
 
 def load_builtin_stages() -> None:
-    if _STAGES:
+    # A flag, not "is the registry empty": importing one stage module directly registers it alone.
+    global _builtin_loaded
+    if _builtin_loaded:
         return
     from optismith.stages import (  # noqa: F401 - registration side effect
         benchmark,
@@ -146,10 +149,13 @@ def load_builtin_stages() -> None:
         freeze,
         inspect,
         optimize,
+        promote,
         quantize,
         report,
         select,
     )
+
+    _builtin_loaded = True
 
 
 def new_record(ctx: StageContext, stage: str, **fields: object) -> StageRecord:

@@ -40,7 +40,9 @@ CATALOG: dict[str, VariantInfo] = {
         VariantInfo("onnx-fp32", "onnxruntime", "convert", "model.onnx", description="ONNX Runtime, float32."),
         VariantInfo("onnx-int8", "onnxruntime", "convert", "model.onnx", needs_calibration=True,
                     description="ONNX Runtime, static QDQ per-channel int8."),
-        VariantInfo("openvino-fp32", "openvino", "convert", "model.xml", description="OpenVINO, float32."),
+        # A directory: the IR is model.xml plus model.bin, and both must travel together.
+        VariantInfo("openvino-fp32", "openvino", "convert", "ir",
+                    description="OpenVINO IR (model.xml + model.bin), float32."),
         VariantInfo("tftrt-fp16", "tf-savedmodel", "convert", "saved_model", needs_gpu=True,
                     description="TF-TRT, float16 (GPU targets)."),
         VariantInfo("tftrt-int8", "tf-savedmodel", "convert", "saved_model", needs_gpu=True,

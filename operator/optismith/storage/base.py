@@ -5,7 +5,9 @@ from __future__ import annotations
 import builtins
 import hashlib
 from abc import ABC, abstractmethod
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+
+from optismith.errors import StorageError
 
 
 def join_uri(base: str, *parts: str) -> str:
@@ -15,6 +17,18 @@ def join_uri(base: str, *parts: str) -> str:
         if stripped:
             result = f"{result}/{stripped}"
     return result
+
+
+def normalize_key(key: str, where: str) -> str:
+    """'a//b/./c/' -> 'a/b/c'. Keys stay inside their root: '..' and NUL are refused rather than
+    resolved, because a key that climbs out of a run directory is a bug or an attack, never intended."""
+    if "\0" in key:
+        raise StorageError(f"key {key!r} contains a NUL byte", where=where, fix="use printable key names")
+    parts = [part for part in key.replace("\\", "/").split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise StorageError(f"key {key!r} escapes the storage root", where=where,
+                           fix="use keys relative to the root without '..'")
+    return "/".join(parts)
 
 
 def sha256_file(path: Path) -> str:
@@ -79,9 +93,12 @@ class Storage(ABC):
         prefix = key.rstrip("/") + "/" if key else ""
         written = []
         for item in self.list(prefix):
-            relative = item[len(prefix):]
-            target = directory / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
+            relative = PurePosixPath(item[len(prefix):])
+            # Keys come from the store, which may be shared or hostile: never write outside directory.
+            if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+                raise StorageError(f"stored key {item!r} would be written outside {directory}",
+                                   where=self.key_uri(item), fix="remove or rename that object")
+            target = directory.joinpath(*relative.parts)
             self.download_file(item, target)
             written.append(target)
         return written

@@ -2,14 +2,74 @@
 
 from __future__ import annotations
 
+import builtins
 import errno
 import os
+import secrets
 import shutil
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from optismith.errors import StorageError
-from optismith.storage.base import Storage
+from optismith.storage.base import Storage, normalize_key
+
+_TEMP_SUFFIX = ".part"
+_WRITABLE_FIX = "choose a writable output location or fix its permissions"
+
+
+def _fix_for(error: OSError) -> str:
+    if error.errno == errno.ENOSPC:
+        return "free some disk space or choose another output location"
+    if error.errno == errno.EROFS:
+        return "the file system is read-only: choose a writable output location"
+    if error.errno == errno.ENOTDIR:
+        return "a path component is a file, not a directory: choose another output location"
+    return _WRITABLE_FIX
+
+
+def atomic_write(path: Path, fill: Callable[[BinaryIO], None]) -> None:
+    """Write through a temporary sibling and os.replace it into place, so a reader (or a crash) sees the
+    old file or the complete new one, never a partial one."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StorageError(f"cannot create directory: {error.strerror}", where=str(path.parent),
+                           fix=_fix_for(error)) from None
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}{_TEMP_SUFFIX}")
+    try:
+        # os.open with 0o666 lets the umask decide the final mode, as a plain open() would; mkstemp's
+        # 0o600 would make published artifacts unreadable to a serving process under another uid.
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as error:
+        raise StorageError(f"cannot write: {error.strerror}", where=str(path), fix=_fix_for(error)) from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            fill(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except OSError as error:
+        temp.unlink(missing_ok=True)
+        raise StorageError(f"cannot write: {error.strerror}", where=str(path), fix=_fix_for(error)) from None
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def _bytes(data: bytes) -> Callable[[BinaryIO], None]:
+    def fill(handle: BinaryIO) -> None:
+        handle.write(data)
+
+    return fill
+
+
+def _copy_from(source: Path) -> Callable[[BinaryIO], None]:
+    def fill(handle: BinaryIO) -> None:
+        with source.open("rb") as reader:
+            shutil.copyfileobj(reader, handle, 1 << 20)
+
+    return fill
 
 
 class LocalStorage(Storage):
@@ -18,90 +78,73 @@ class LocalStorage(Storage):
         self.uri = str(self.root)
 
     def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve() if key else self.root
+        clean = normalize_key(key, self.uri)
+        path = (self.root / clean).resolve() if clean else self.root
+        # resolve() follows symlinks: a link inside the root that points outside is refused too.
         if path != self.root and self.root not in path.parents:
             raise StorageError(f"key {key!r} escapes the storage root", where=self.uri,
-                               fix="use keys relative to the root without '..'")
+                               fix="use keys relative to the root without '..' or symlinks leaving it")
         return path
 
-    def _writable_parent(self, path: Path) -> None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise StorageError(f"cannot create directory: {error.strerror}", where=str(path.parent),
-                               fix="choose a writable output location or fix its permissions") from None
-
-    def _atomic(self, path: Path, fill: object) -> None:
-        self._writable_parent(path)
-        try:
-            fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-        except OSError as error:
-            raise StorageError(f"cannot write: {error.strerror}", where=str(path),
-                               fix="choose a writable output location or fix its permissions") from None
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                if isinstance(fill, bytes):
-                    handle.write(fill)
-                else:
-                    with Path(str(fill)).open("rb") as source:
-                        shutil.copyfileobj(source, handle, 1 << 20)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, path)
-        except OSError as error:
-            Path(temp).unlink(missing_ok=True)
-            hint = "free some disk space" if error.errno == errno.ENOSPC else "check the output location"
-            raise StorageError(f"cannot write: {error.strerror}", where=str(path), fix=hint) from None
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+    def _existing_file(self, key: str) -> Path:
+        path = self._path(key)
+        if path.is_dir():
+            raise StorageError("expected a file but found a directory", where=str(path),
+                               fix="name a file inside it, or use the directory's keys")
+        if not path.is_file():
+            raise StorageError("no such file", where=str(path),
+                               fix="check the path and that the stage producing it has run")
+        return path
 
     def read_bytes(self, key: str) -> bytes:
-        path = self._path(key)
+        path = self._existing_file(key)
         try:
             return path.read_bytes()
-        except FileNotFoundError:
-            raise StorageError("no such file", where=str(path), fix="check the path") from None
         except OSError as error:
-            raise StorageError(f"cannot read: {error.strerror}", where=str(path)) from None
+            raise StorageError(f"cannot read: {error.strerror}", where=str(path),
+                               fix="check the file's permissions") from None
 
     def write_bytes(self, key: str, data: bytes) -> None:
-        self._atomic(self._path(key), data)
+        atomic_write(self._path(key), _bytes(data))
 
     def upload_file(self, key: str, path: Path) -> None:
-        self._atomic(self._path(key), path)
+        if not path.is_file():
+            raise StorageError("no such local file to upload", where=str(path), fix="check the path")
+        atomic_write(self._path(key), _copy_from(path))
 
     def download_file(self, key: str, path: Path) -> None:
-        source = self._path(key)
-        if not source.is_file():
-            raise StorageError("no such file", where=str(source), fix="check the path")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, path)
+        atomic_write(path, _copy_from(self._existing_file(key)))
 
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
 
-    def list(self, prefix: str = "") -> list[str]:
-        base = self._path(prefix.rstrip("/")) if prefix else self.root
-        if base.is_file():
-            return [prefix.rstrip("/")]
+    def list(self, prefix: str = "") -> builtins.list[str]:
+        """Keys of the file named prefix and of every file below it; a trailing '/' means below only."""
+        base = self._path(prefix)
+        if base.is_file() and not prefix.endswith("/"):
+            return [base.relative_to(self.root).as_posix()]
         if not base.is_dir():
             return []
+        # Hidden *.part files are atomic_write's in-flight temporaries, not objects.
         return sorted(
             p.relative_to(self.root).as_posix()
             for p in base.rglob("*")
-            if p.is_file() and not p.name.endswith(".part")
+            if p.is_file() and not (p.name.startswith(".") and p.name.endswith(_TEMP_SUFFIX))
         )
 
     def size(self, key: str) -> int:
-        return self._path(key).stat().st_size
+        return self._existing_file(key).stat().st_size
 
     def delete(self, key: str) -> None:
         path = self._path(key)
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
+        try:
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        except OSError as error:
+            raise StorageError(f"cannot delete: {error.strerror}", where=str(path),
+                               fix="fix the permissions of the output location") from None
 
     def child(self, prefix: str) -> LocalStorage:
         return LocalStorage(self._path(prefix))

@@ -1,0 +1,255 @@
+"""Calibration and evaluation data: `.npz` files (local or S3) checked against the model's inputs.
+
+A file holds `x` for a single-input model, or one array per input name, plus optional integer
+labels `y`. The first dimension is the sample (batch) dimension; every other dimension must match
+the model where the model fixes it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import zipfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from optismith.errors import DataError
+from optismith.storage import open_storage
+from optismith.storage.local import LocalStorage
+
+if TYPE_CHECKING:
+    from optismith.spec import StorageSpec
+
+SINGLE_INPUT_KEY = "x"
+LABELS_KEY = "y"
+_SAVEZ_HINT = "numpy.savez(path, x=inputs, y=labels)"
+
+
+class TensorLike(Protocol):
+    """Anything with a name, a numpy dtype name and a shape (-1 or None for free dimensions):
+    results.TensorInfo, runtimes.IOSpec and spec.TensorSpec all qualify."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dtype(self) -> str: ...
+
+    @property
+    def shape(self) -> Sequence[int | None]: ...
+
+
+def load_samples(uri: str, storage_spec: StorageSpec | None, inputs: Sequence[TensorLike],
+                 limit: int) -> list[np.ndarray]:
+    """At most `limit` samples, one array per input in `inputs` order, in the inputs' dtypes."""
+    arrays, _ = load_labelled(uri, storage_spec, inputs, limit)
+    return arrays
+
+
+def load_labelled(uri: str, storage_spec: StorageSpec | None, inputs: Sequence[TensorLike],
+                  limit: int) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """Like load_samples, plus the labels `y` as int64 (None when the file has none)."""
+    if limit < 1:
+        raise ValueError(f"limit must be positive, got {limit}")
+    if not inputs:
+        raise DataError("the model has no inputs to feed", where=uri, fix="check the model's signature")
+    with _local_copy(uri, storage_spec) as path:
+        archive = _open_npz(path, uri)
+        with archive:
+            chosen = _choose_arrays(archive, inputs, uri)
+            arrays = [_checked(archive, key, spec, uri) for key, spec in zip(chosen, inputs, strict=True)]
+            labels = None
+            if LABELS_KEY in archive.files and LABELS_KEY not in chosen:
+                labels = _labels(archive, uri)
+    _same_sample_count(chosen, arrays, labels, uri)
+    converted = [
+        _converted(array[:limit], key, spec, uri) for array, key, spec in zip(arrays, chosen, inputs, strict=True)
+    ]
+    return converted, None if labels is None else labels[:limit]
+
+
+def synthetic_samples(inputs: Sequence[TensorLike], n: int, seed: int = 0) -> list[np.ndarray]:
+    """Random data shaped like the inputs. Floats are uniform in [0, 1) -- the usual range of
+    normalized images; anything calibrated on this is reported as synthetic because real activation
+    ranges can differ a lot."""
+    if n < 1:
+        raise ValueError(f"n must be positive, got {n}")
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for spec in inputs:
+        dims = list(spec.shape)
+        free = [i for i, d in enumerate(dims[1:], start=1) if d is None or d < 0]
+        if free:
+            raise DataError(
+                f"cannot make synthetic data for input {spec.name!r}: dimension {free[0]} of its shape "
+                f"{_shape_text(dims)} is not fixed",
+                where="spec.calibration.synthetic",
+                fix="give real samples in spec.calibration.uri",
+            )
+        shape = (n, *(int(d) for d in dims[1:] if d is not None))
+        dtype = np.dtype(spec.dtype)
+        if dtype.kind == "f":
+            arrays.append(rng.random(shape, dtype=np.float32).astype(dtype))
+        elif dtype.kind == "b":
+            arrays.append(rng.random(shape) < 0.5)
+        elif dtype.kind in "iu":
+            arrays.append(rng.integers(0, 10, size=shape).astype(dtype))
+        else:
+            raise DataError(f"cannot make synthetic data of dtype {spec.dtype} for input {spec.name!r}",
+                            where="spec.calibration.synthetic", fix="give real samples in spec.calibration.uri")
+    return arrays
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+@contextmanager
+def _local_copy(uri: str, storage_spec: StorageSpec | None) -> Iterator[Path]:
+    """A local path to the file at `uri`; S3 objects are downloaded to a temporary file."""
+    parent, _, name = uri.rstrip("/").rpartition("/")
+    if not name:
+        raise DataError("the data URI names no file", where=uri, fix="point it at an .npz file")
+    store = open_storage(parent or ".", storage_spec)
+    if isinstance(store, LocalStorage):
+        path = store.local_path(name)
+        if not path.is_file():
+            raise DataError("no such file", where=str(path), fix=f"check the path (write it with {_SAVEZ_HINT})")
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="optismith-data-") as temp:
+        local = Path(temp) / name
+        store.download_file(name, local)
+        yield local
+
+
+def _open_npz(path: Path, uri: str) -> np.lib.npyio.NpzFile:
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+        raise DataError(f"not a readable .npz file: {error}", where=uri,
+                        fix=f"write the data with {_SAVEZ_HINT}") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise DataError("this is a single .npy array, not an .npz archive of named arrays", where=uri,
+                        fix=f"write the data with {_SAVEZ_HINT}")
+    return loaded
+
+
+def _choose_arrays(archive: np.lib.npyio.NpzFile, inputs: Sequence[TensorLike], uri: str) -> list[str]:
+    found = list(archive.files)
+    if len(inputs) == 1:
+        for key in (SINGLE_INPUT_KEY, inputs[0].name, _bare(inputs[0].name)):
+            if key in found:
+                return [key]
+        raise DataError(
+            f"no array named {SINGLE_INPUT_KEY!r} (or {inputs[0].name!r}); the file has {found}",
+            where=uri, fix=f"store the inputs as 'x': {_SAVEZ_HINT}",
+        )
+    chosen: list[str] = []
+    missing: list[str] = []
+    for spec in inputs:
+        match = next((k for k in (spec.name, _bare(spec.name)) if k in found), None)
+        if match is None:
+            missing.append(spec.name)
+        else:
+            chosen.append(match)
+    if missing:
+        names = [_bare(s.name) for s in inputs]
+        raise DataError(
+            f"the model has {len(inputs)} inputs {names} but the file has no array for {missing}; "
+            f"it has {found}",
+            where=uri, fix="store one array per input, named after the input: numpy.savez(path, "
+            + ", ".join(f"{n}=..." for n in names) + ")",
+        )
+    return chosen
+
+
+def _checked(archive: np.lib.npyio.NpzFile, key: str, spec: TensorLike, uri: str) -> np.ndarray:
+    try:
+        array = archive[key]
+    except ValueError as error:  # object arrays need pickle, which stays off: data must not run code
+        raise DataError(f"array {key!r} cannot be loaded without pickle: {error}", where=uri,
+                        fix="store plain numeric arrays, not Python objects") from None
+    expected = list(spec.shape)
+    if array.ndim != len(expected) or any(
+        want is not None and want >= 0 and have != want
+        for have, want in zip(array.shape[1:], expected[1:], strict=False)
+    ):
+        raise DataError(
+            f"array {key!r} has shape {tuple(array.shape)} but input {_bare(spec.name)!r} expects "
+            f"{_shape_text(expected)} (first dimension: samples)",
+            where=uri,
+            fix=f"reshape the array to {_shape_text(['N', *expected[1:]])} before saving it",
+        )
+    if array.shape[0] == 0:
+        raise DataError(f"array {key!r} holds no samples", where=uri, fix="store at least one sample")
+    return array
+
+
+def _converted(array: np.ndarray, key: str, spec: TensorLike, uri: str) -> np.ndarray:
+    want = np.dtype(spec.dtype)
+    have = array.dtype
+    lossless = have == want or (want.kind == "f" and have.kind in "fiub") or (
+        want.kind in "iu" and have.kind in "iub" and _fits(array, want)
+    ) or (want.kind == "b" and have.kind == "b")
+    if not lossless:
+        raise DataError(
+            f"array {key!r} has dtype {have} but input {_bare(spec.name)!r} takes {want}", where=uri,
+            fix=f"convert the array with .astype('{want}') before saving it (after any preprocessing)",
+        )
+    converted = np.ascontiguousarray(array.astype(want, copy=False))
+    if want.kind == "f" and not np.all(np.isfinite(converted)):
+        raise DataError(f"array {key!r} contains NaN or infinite values", where=uri,
+                        fix="remove or repair those samples")
+    return converted
+
+
+def _fits(array: np.ndarray, dtype: np.dtype[Any]) -> bool:
+    if array.size == 0:
+        return True
+    info = np.iinfo(dtype.type)
+    return bool(array.min() >= info.min and array.max() <= info.max)
+
+
+def _labels(archive: np.lib.npyio.NpzFile, uri: str) -> np.ndarray:
+    try:
+        labels = archive[LABELS_KEY]
+    except ValueError:
+        raise DataError("labels 'y' cannot be loaded without pickle", where=uri,
+                        fix="store the labels as an integer array") from None
+    if labels.ndim == 2 and labels.shape[1] > 1:  # one-hot
+        labels = labels.argmax(axis=1)
+    elif labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1 or (labels.dtype.kind not in "iub" and not _integral(labels)):
+        raise DataError(
+            f"labels 'y' have shape {tuple(labels.shape)} and dtype {labels.dtype}; expected one integer "
+            "class index per sample (or one-hot rows)",
+            where=uri, fix="store y as an integer array of shape (N,)",
+        )
+    return labels.astype(np.int64)
+
+
+def _integral(array: np.ndarray) -> bool:
+    return array.dtype.kind == "f" and bool(np.all(np.isfinite(array)) and np.all(array == np.round(array)))
+
+
+def _same_sample_count(keys: list[str], arrays: list[np.ndarray], labels: np.ndarray | None, uri: str) -> None:
+    counts = {key: len(array) for key, array in zip(keys, arrays, strict=True)}
+    if labels is not None:
+        counts[LABELS_KEY] = len(labels)
+    if len(set(counts.values())) > 1:
+        raise DataError(f"arrays hold different numbers of samples: {counts}", where=uri,
+                        fix="store the same number of samples (first dimension) in every array")
+
+
+def _bare(name: str) -> str:
+    """'image:0' -> 'image': graph tensor names carry an output index that data files leave out."""
+    head, sep, tail = name.rpartition(":")
+    return head if sep and tail.isdigit() else name
+
+
+def _shape_text(dims: Sequence[int | str | None]) -> str:
+    return "(" + ", ".join("N" if d is None or (isinstance(d, int) and d < 0) else str(d) for d in dims) + ")"

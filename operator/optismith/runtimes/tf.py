@@ -1,0 +1,236 @@
+"""TensorFlow runtimes: the SavedModel as TF Serving runs it, a frozen/optimized GraphDef, and XLA.
+
+Graph-mode Sessions get their own intra-op thread pool only when TF_OVERRIDE_GLOBAL_THREADPOOL is set
+before TensorFlow creates its first device; otherwise the first Session's (or eager context's) thread
+count silently applies to every later Session. `_tf()` sets it before importing TensorFlow, and so
+does `optismith.models` (which cannot share code with this package).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from optismith.runtimes import register
+from optismith.runtimes.base import IOSpec, Runtime, Session
+
+IO_FILE = "io.json"  # written next to each .pb by optismith.models.graphio
+
+
+def _tf() -> Any:
+    os.environ.setdefault("TF_OVERRIDE_GLOBAL_THREADPOOL", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    return tf
+
+
+def _shape(tensor_shape: Any) -> tuple[int | None, ...]:
+    if tensor_shape.unknown_rank:
+        return ()
+    return tuple(None if dim.size < 0 else int(dim.size) for dim in tensor_shape.dim)
+
+
+def _session_config(threads: int) -> Any:
+    tf = _tf()
+    return tf.compat.v1.ConfigProto(
+        intra_op_parallelism_threads=threads, inter_op_parallelism_threads=1, allow_soft_placement=True
+    )
+
+
+class GraphSession(Session):
+    """A v1 Session fed and fetched by tensor names; `inputs`/`outputs` carry the signature keys."""
+
+    def __init__(self, session: Any, inputs: list[tuple[IOSpec, str]], outputs: list[tuple[IOSpec, str]]) -> None:
+        self._session = session
+        self.inputs = [spec for spec, _ in inputs]
+        self.outputs = [spec for spec, _ in outputs]
+        self._feeds = [tensor for _, tensor in inputs]
+        self._fetches = [tensor for _, tensor in outputs]
+
+    def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+        if len(feeds) != len(self._feeds):
+            raise ValueError(f"expected {len(self._feeds)} inputs ({[s.name for s in self.inputs]}), got {len(feeds)}")
+        feed_dict = {
+            tensor: np.asarray(array, dtype=spec.dtype)
+            for tensor, spec, array in zip(self._feeds, self.inputs, feeds, strict=True)
+        }
+        return [np.asarray(value) for value in self._session.run(self._fetches, feed_dict)]
+
+    def close(self) -> None:
+        self._session.close()
+
+
+def _available() -> str | None:
+    try:
+        _tf()
+    except ImportError as error:
+        return f"tensorflow is not installed ({error}): pip install 'optismith[tf]'"
+    return None
+
+
+def _versions() -> dict[str, str]:
+    try:
+        return {"tensorflow": str(_tf().__version__)}
+    except ImportError:
+        return {}
+
+
+def serving_tags(artifact: Path) -> list[str]:
+    """The tags of the MetaGraph TF Serving would load: the one tagged 'serve', else the only one."""
+    _tf()
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString((artifact / "saved_model.pb").read_bytes())
+    tag_sets = [list(meta_graph.meta_info_def.tags) for meta_graph in saved_model.meta_graphs]
+    return next((tags for tags in tag_sets if "serve" in tags), tag_sets[0] if tag_sets else ["serve"])
+
+
+@register
+class SavedModelRuntime(Runtime):
+    """The baseline, served as TF Serving serves it: the SavedModel's MetaGraph loaded into a graph-mode
+    Session (`tf.compat.v1.saved_model.loader.load`), fed and fetched by the signature's tensor names.
+    Options: `signature` (default serving_default), `tags` (default: the MetaGraph tagged "serve")."""
+
+    name: ClassVar[str] = "tf-savedmodel"
+
+    @classmethod
+    def availability(cls) -> str | None:
+        return _available()
+
+    @classmethod
+    def versions(cls) -> dict[str, str]:
+        return _versions()
+
+    @classmethod
+    def load(cls, artifact: Path, *, threads: int, options: dict[str, Any] | None = None) -> Session:
+        tf = _tf()
+        options = options or {}
+        signature = str(options.get("signature", "serving_default"))
+        tags = list(options["tags"]) if "tags" in options else serving_tags(artifact)
+        graph = tf.Graph()
+        session = tf.compat.v1.Session(graph=graph, config=_session_config(threads))
+        with graph.as_default():
+            meta_graph = tf.compat.v1.saved_model.loader.load(session, tags, str(artifact))
+        if signature not in meta_graph.signature_def:
+            session.close()
+            raise KeyError(f"no signature {signature!r} in {artifact}; it has {sorted(meta_graph.signature_def)}")
+        definition = meta_graph.signature_def[signature]
+
+        def specs(tensors: Any) -> list[tuple[IOSpec, str]]:
+            return [
+                (IOSpec(key, tf.dtypes.as_dtype(value.dtype).name, _shape(value.tensor_shape)), value.name)
+                for key, value in sorted(tensors.items())
+            ]
+
+        return GraphSession(session, specs(definition.inputs), specs(definition.outputs))
+
+
+def graph_path(artifact: Path) -> Path:
+    """The .pb of a GraphDef artifact given as the file or as its directory."""
+    if artifact.is_file():
+        return artifact
+    candidates = sorted(artifact.glob("*.pb"))
+    if len(candidates) != 1:
+        raise FileNotFoundError(f"expected one .pb in {artifact}, found {[p.name for p in candidates]}")
+    return candidates[0]
+
+
+def read_graph_io(directory: Path) -> tuple[list[tuple[IOSpec, str]], list[tuple[IOSpec, str]]]:
+    """Parse the io.json sidecar: ([(spec, tensor name)] for inputs, same for outputs), sorted by name."""
+    data = json.loads((directory / IO_FILE).read_text(encoding="utf-8"))
+
+    def entries(items: list[dict[str, Any]]) -> list[tuple[IOSpec, str]]:
+        parsed = [
+            (IOSpec(str(item["name"]), str(item["dtype"]),
+                    tuple(None if d is None or int(d) < 0 else int(d) for d in item["shape"])), str(item["tensor"]))
+            for item in items
+        ]
+        return sorted(parsed, key=lambda entry: entry[0].name)
+
+    return entries(data["inputs"]), entries(data["outputs"])
+
+
+@register
+class GraphDefRuntime(Runtime):
+    """A frozen or optimized GraphDef (`.pb`) with its `io.json` sidecar, in a graph-mode Session
+    configured like the baseline's."""
+
+    name: ClassVar[str] = "tf-graphdef"
+
+    @classmethod
+    def availability(cls) -> str | None:
+        return _available()
+
+    @classmethod
+    def versions(cls) -> dict[str, str]:
+        return _versions()
+
+    @classmethod
+    def load(cls, artifact: Path, *, threads: int, options: dict[str, Any] | None = None) -> Session:
+        tf = _tf()
+        path = graph_path(artifact)
+        inputs, outputs = read_graph_io(path.parent)
+        graph_def = tf.compat.v1.GraphDef()
+        graph_def.ParseFromString(path.read_bytes())
+        graph = tf.Graph()
+        with graph.as_default():
+            tf.compat.v1.import_graph_def(graph_def, name="")
+        session = tf.compat.v1.Session(graph=graph, config=_session_config(threads))
+        return GraphSession(session, inputs, outputs)
+
+
+class XlaSession(Session):
+    def __init__(self, owner: Any, function: Any, inputs: list[IOSpec], outputs: list[IOSpec]) -> None:
+        self._owner = owner  # the loaded SavedModel owns the variables the function reads
+        self._function = function
+        self.inputs = inputs
+        self.outputs = outputs
+
+    def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+        tf = _tf()
+        kwargs = {spec.name: tf.constant(np.asarray(array, dtype=spec.dtype))
+                  for spec, array in zip(self.inputs, feeds, strict=True)}
+        results = self._function(**kwargs)
+        return [np.asarray(results[spec.name]) for spec in self.outputs]
+
+
+@register
+class XlaRuntime(Runtime):
+    """The SavedModel's serving function wrapped in `tf.function(jit_compile=True)`.
+
+    Limitation: this runs eagerly, where the intra-op thread count is process-wide and fixed when
+    TensorFlow initializes, so `threads` cannot be applied per session and is ignored; results for
+    different thread counts measure the same configuration. Each new input shape compiles anew.
+    Options: `signature` (default serving_default)."""
+
+    name: ClassVar[str] = "tf-xla"
+
+    @classmethod
+    def availability(cls) -> str | None:
+        return _available()
+
+    @classmethod
+    def versions(cls) -> dict[str, str]:
+        return _versions()
+
+    @classmethod
+    def load(cls, artifact: Path, *, threads: int, options: dict[str, Any] | None = None) -> Session:
+        tf = _tf()
+        signature = str((options or {}).get("signature", "serving_default"))
+        loaded = tf.saved_model.load(str(artifact))
+        if signature not in loaded.signatures:
+            raise KeyError(f"no signature {signature!r} in {artifact}; it has {sorted(loaded.signatures)}")
+        function = loaded.signatures[signature]
+        _, input_specs = function.structured_input_signature
+        inputs = [IOSpec(key, spec.dtype.name, tuple(spec.shape.as_list()) if spec.shape.rank is not None else ())
+                  for key, spec in sorted(input_specs.items())]
+        outputs = [IOSpec(key, spec.dtype.name, tuple(spec.shape.as_list()) if spec.shape.rank is not None else ())
+                   for key, spec in sorted(function.structured_outputs.items())]
+        compiled = tf.function(function, jit_compile=True)
+        return XlaSession(loaded, compiled, inputs, outputs)

@@ -1,0 +1,179 @@
+"""The evaluate stage: how much accuracy each variant gives up, per target.
+
+With labelled data (`evaluation.uri` with `x` and `y`) the metric is top-1 accuracy and the drop is the
+baseline's accuracy minus the variant's. Without labels, variants are compared to the baseline's outputs
+on the same inputs: the metric is top-1 agreement (cosine similarity for outputs that are not class
+scores) and the drop is 1 - agreement.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from optismith.errors import DataError, StageError
+from optismith.models.data import load_labelled
+from optismith.models.numerics import compare_outputs
+from optismith.results import Accuracy, Numerics, SourceInfo, StageRecord
+from optismith.runtimes import IOSpec, Runtime
+from optismith.spec import BASELINE_VARIANT, StorageSpec
+from optismith.stages.base import Stage, StageContext, new_record, register_stage
+from optismith.stages.benchmark import default_threads
+from optismith.stages.eligibility import resolve
+from optismith.stages.feeds import align_inputs, load_samples, synthetic_inputs
+
+SYNTHETIC_SAMPLES = 64
+
+
+@dataclass(frozen=True)
+class EvaluationData:
+    inputs: dict[str, np.ndarray]  # by input name
+    labels: np.ndarray | None  # class ids, one per sample
+    description: str
+
+    @property
+    def count(self) -> int:
+        return int(next(iter(self.inputs.values())).shape[0])
+
+
+def load_evaluation_npz(uri: str, storage: StorageSpec, inputs: Sequence[IOSpec], limit: int) -> EvaluationData:
+    """At most `limit` samples of `x` (or one array per input) and the optional labels `y` of an .npz."""
+    arrays, labels = load_labelled(uri, storage, inputs, limit)
+    features = {spec.name: array for spec, array in zip(inputs, arrays, strict=True)}
+    count = int(arrays[0].shape[0])
+    return EvaluationData(features, labels, f"{count} samples from {uri}")
+
+
+def predict(runtime: type[Runtime], artifact: Path, data: EvaluationData, *, threads: int,
+            batch: int) -> list[np.ndarray]:
+    """All outputs for all samples, computed `batch` samples at a time."""
+    session = runtime.load(artifact, threads=threads)
+    try:
+        aligned = align_inputs(data.inputs, session.inputs)
+        chunks: list[list[np.ndarray]] = []
+        for start in range(0, data.count, batch):
+            chunks.append([np.asarray(o) for o in session.run([a[start:start + batch] for a in aligned])])
+        return [np.concatenate([chunk[i] for chunk in chunks]) for i in range(len(chunks[0]))]
+    finally:
+        session.close()
+        gc.collect()
+
+
+def top1_accuracy(outputs: Sequence[np.ndarray], labels: np.ndarray) -> float:
+    scores = np.asarray(outputs[0])
+    if scores.ndim != 2 or scores.shape[1] < 2:
+        raise DataError(f"top-1 accuracy needs class scores of shape [samples, classes]; the first output "
+                        f"has shape {list(scores.shape)}",
+                        fix="evaluate without labels (drop 'y') to compare outputs with the baseline instead")
+    return float(np.mean(scores.argmax(axis=1) == labels))
+
+
+def agreement(numerics: Numerics) -> tuple[str, float]:
+    """(metric, value): top-1 agreement for class scores, else cosine similarity."""
+    if numerics.top1_agreement is not None:
+        return "agreement", numerics.top1_agreement
+    return "cosine", max(0.0, min(1.0, numerics.cosine_similarity))
+
+
+def _model_inputs(ctx: StageContext, runtime: type[Runtime], baseline_path: Path) -> list[IOSpec]:
+    """The source model's inputs, as the inspect stage recorded them (else as the baseline loads)."""
+    if ctx.has_record("inspect") and "source" in ctx.record("inspect").payload:
+        source = SourceInfo.model_validate(ctx.record("inspect").payload["source"])
+        return [IOSpec(t.name, t.dtype, tuple(t.shape)) for t in source.inputs]
+    session = runtime.load(baseline_path, threads=1)
+    try:
+        return list(session.inputs)
+    finally:
+        session.close()
+
+
+@register_stage
+class EvaluateStage(Stage):
+    name = "evaluate"
+    requires = ("inspect",)
+    per_target = True
+    description = "Accuracy (or agreement with the source model) of every variant."
+
+    def run(self, ctx: StageContext) -> StageRecord:
+        spec = ctx.spec
+        target = ctx.target.name if ctx.target else "local"
+        variants = ctx.variants()
+        baseline = next((v for v in variants if v.name == BASELINE_VARIANT), None)
+        if baseline is None:
+            raise StageError(f"the baseline {BASELINE_VARIANT} was not recorded by any build stage",
+                             where=ctx.store.uri, fix="run the inspect stage first")
+        baseline_runtime, why = resolve(baseline, ctx.target)
+        if baseline_runtime is None:
+            raise StageError(f"the baseline {BASELINE_VARIANT} cannot run here: {why}", where=ctx.store.uri,
+                             fix="accuracy drops are measured against the baseline: run with TensorFlow")
+        threads = max(spec.benchmark.threads or default_threads())
+        batch = max(spec.benchmark.batch_sizes)
+        baseline_path = ctx.fetch(baseline.artifact or "")
+        data = self._data(ctx, baseline_runtime, baseline_path)
+        ctx.progress(f"evaluating on {data.description}")
+        try:
+            reference = predict(baseline_runtime, baseline_path, data, threads=threads, batch=batch)
+        except (DataError, StageError):
+            raise
+        except Exception as error:
+            raise StageError(f"the baseline failed on the evaluation data: {type(error).__name__}: {error}",
+                             where=ctx.store.key_uri(baseline.artifact or ""),
+                             fix="check that the data's shapes and dtypes match the model's inputs") from error
+        baseline_value = top1_accuracy(reference, data.labels) if data.labels is not None else None
+        results = [self._accuracy(baseline.name, target, data, reference, reference, baseline_value)]
+        skipped: dict[str, str] = {}
+        failed: dict[str, str] = {}
+        for variant in variants:
+            if variant.name == BASELINE_VARIANT or variant.status != "built":
+                continue
+            runtime, why = resolve(variant, ctx.target)
+            if runtime is None:
+                skipped[variant.name] = why
+                continue
+            try:
+                outputs = predict(runtime, ctx.fetch(variant.artifact or ""), data, threads=threads, batch=batch)
+                results.append(self._accuracy(variant.name, target, data, reference, outputs, baseline_value))
+            except Exception as error:
+                failed[variant.name] = f"{type(error).__name__}: {error}"[:2000]
+                continue
+            ctx.progress(f"{variant.name}: {results[-1].metric} {results[-1].value:.4f} "
+                         f"(drop {results[-1].drop * 100:+.2f}%)")
+        message = f"evaluated {len(results)} variant(s) on {data.description}"
+        if data.labels is None:
+            message += "; no labels, so variants are compared with the baseline's outputs (agreement)"
+        return new_record(ctx, "evaluate", message=message, accuracy=results, payload={
+            "data": {"description": data.description, "samples": data.count, "labelled": data.labels is not None,
+                     "uri": spec.evaluation.uri, "batch_size": batch, "threads": threads},
+            "skipped": skipped, "failed": failed,
+        })
+
+    @staticmethod
+    def _data(ctx: StageContext, runtime: type[Runtime], baseline_path: Path) -> EvaluationData:
+        spec = ctx.spec
+        inputs = _model_inputs(ctx, runtime, baseline_path)
+        if spec.evaluation.uri:
+            return load_evaluation_npz(spec.evaluation.uri, spec.storage, inputs, spec.evaluation.samples)
+        samples = load_samples(ctx)
+        if samples is not None:
+            count = min(next(iter(samples.values())).shape[0], spec.evaluation.samples)
+            arrays = {name: array[:count] for name, array in samples.items()}
+            return EvaluationData(arrays, None, f"the inspect stage's {count} sample inputs (no evaluation.uri)")
+        return EvaluationData(synthetic_inputs(inputs, SYNTHETIC_SAMPLES), None,
+                              f"{SYNTHETIC_SAMPLES} random inputs (no evaluation.uri and no saved samples)")
+
+    @staticmethod
+    def _accuracy(variant: str, target: str, data: EvaluationData, reference: list[np.ndarray],
+                  outputs: list[np.ndarray], baseline_value: float | None) -> Accuracy:
+        numerics = compare_outputs(reference, outputs)
+        if data.labels is not None and baseline_value is not None:
+            value = top1_accuracy(outputs, data.labels)
+            return Accuracy(variant=variant, target=target, metric="top1", value=value,
+                            drop=baseline_value - value, samples=data.count, labelled=True, numerics=numerics)
+        metric, value = agreement(numerics)
+        return Accuracy(variant=variant, target=target, metric=metric, value=value, drop=1.0 - value,
+                        samples=data.count, labelled=False, numerics=numerics)
+

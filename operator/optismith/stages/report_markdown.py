@@ -1,0 +1,167 @@
+"""report.md: the human-readable account of a run, rendered from RunResults."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from optismith.results import RunResults
+from optismith.spec import ModelOptimizationSpec
+
+
+def _cell(value: object) -> str:
+    text = "-" if value is None or value == "" else str(value)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines.extend("| " + " | ".join(_cell(v) for v in row) + " |" for row in rows)
+    return lines
+
+
+def _num(value: float | None, pattern: str = "{:.3f}") -> str | None:
+    return None if value is None else pattern.format(value)
+
+
+def _size(value: int | None) -> str | None:
+    if value is None:
+        return None
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if value >= scale:
+            return f"{value / scale:.1f} {unit}"
+    return f"{value} B"
+
+
+def _percent(value: float | None) -> str | None:
+    return None if value is None else f"{value * 100:.2f}%"
+
+
+def _summary(results: RunResults, spec: ModelOptimizationSpec) -> list[str]:
+    lines = [f"# Optismith report: {results.name}", ""]
+    selection = results.selection
+    if selection is None:
+        lines.append("**No selection was made** (the select stage did not run or failed).")
+    elif selection.winner:
+        lines.append(f"**Winner: `{selection.winner}` on `{selection.winner_target}`.** {selection.message}")
+    else:
+        lines.append(f"**No variant passed the gates.** {selection.message}")
+    constraints = spec.selection.constraints
+    lines += [
+        "",
+        f"- Objective: `{spec.selection.objective}` at batch size {spec.selection.batch_size}; constraints: "
+        f"max accuracy drop {constraints.max_accuracy_drop}, max p99 latency {constraints.max_latency or '-'}, "
+        f"max size {constraints.max_size or '-'}",
+        f"- Run: {results.started_at} .. {results.finished_at}; spec digest `{results.spec_digest[:16]}`",
+    ]
+    if results.source is not None:
+        source = results.source
+        inputs = ", ".join(f"{t.name} {t.dtype}{t.shape}" for t in source.inputs)
+        lines.append(f"- Source: {source.format} at `{source.uri}`, signature `{source.signature}`, inputs "
+                     f"{inputs}, {source.parameter_count:,} parameters, {source.op_count} ops, "
+                     f"{_size(source.size_bytes)}")
+    if results.calibration:
+        details = ", ".join(f"{k}: {v}" for k, v in sorted(results.calibration.items())
+                            if isinstance(v, str | int | float | bool))
+        lines.append(f"- Calibration: {details or 'recorded in results.json'}")
+    return lines
+
+
+def _variants(results: RunResults) -> list[str]:
+    rows = []
+    for v in results.variants:
+        n = v.numerics
+        rows.append([v.name, v.runtime, v.status, v.reason[:160], _size(v.size_bytes), v.op_count,
+                     _num(n.max_abs_error, "{:.2e}") if n else None, _num(n.relative_error, "{:.2e}") if n else None,
+                     _num(n.cosine_similarity, "{:.6f}") if n else None,
+                     _percent(n.top1_agreement) if n else None])
+    return ["## Variants", "", *table(
+        ["variant", "runtime", "status", "reason", "size", "ops", "max abs error", "relative error", "cosine",
+         "top-1 agreement"], rows)]
+
+
+def _latency(results: RunResults) -> list[str]:
+    lines = ["## Latency", "",
+             "Best thread count per batch size. Variant and baseline ran in paired rounds in one process; the "
+             "95% CI is a distribution-free interval of the median; *unstable* means it did not narrow to the "
+             "stability target within the time budget. Throughput is samples/s (offline scenario); the server "
+             "scenario replays Poisson arrivals (default: half the measured capacity) against one worker, at the "
+             "selection batch size only.", ""]
+    targets = sorted({b.target for b in results.benchmarks})
+    for target in targets:
+        rows: list[list[object]] = []
+        for bench in (b for b in results.benchmarks if b.target == target):
+            if bench.status != "built":
+                rows.append([bench.variant, None, None, None, None, None, None, bench.status, None, None, None,
+                             None])
+                continue
+            for key in sorted(bench.best_by_batch, key=int):
+                c = bench.best_by_batch[key]
+                rows.append([bench.variant, c.batch_size, c.threads, _num(c.latency.p50_ms),
+                             _num(c.latency.p90_ms), _num(c.latency.p99_ms),
+                             f"{c.latency.ci95_low_ms:.3f}-{c.latency.ci95_high_ms:.3f}",
+                             "yes" if c.stable else "**unstable**", f"{c.speedup:.2f}x",
+                             _num(c.throughput_per_s, "{:.0f}"), _num(c.server_p99_ms), _num(c.server_qps, "{:.0f}")])
+        lines += [f"### Target `{target}`", "", *table(
+            ["variant", "batch", "threads", "p50 ms", "p90 ms", "p99 ms", "p50 95% CI", "stable", "speedup",
+             "throughput/s", "server p99 ms", "server qps"], rows), ""]
+        memory = [[b.variant, _num(b.cold_start_ms, "{:.1f}"), _size(b.peak_rss_bytes), b.reason[:160]]
+                  for b in results.benchmarks if b.target == target]
+        lines += table(["variant", "cold start ms", "peak RSS increase", "notes"], memory)
+        lines.append("")
+    return lines
+
+
+def _accuracy(results: RunResults) -> list[str]:
+    rows = [[a.variant, a.target, a.metric, f"{a.value:.4f}", _percent(a.drop), a.samples,
+             "yes" if a.labelled else "no (vs baseline outputs)"] for a in results.accuracy]
+    return ["## Accuracy", "", *table(["variant", "target", "metric", "value", "drop", "samples", "labelled"],
+                                      rows)]
+
+
+def _candidates(results: RunResults) -> list[str]:
+    if results.selection is None:
+        return []
+    rows = [[c.variant, c.target, _num(c.objective_value, "{:.4g}"), _num(c.latency_p50_ms),
+             _num(c.latency_p99_ms), _size(c.size_bytes), _percent(c.accuracy_drop),
+             _num(c.speedup, "{:.2f}x"), "pass" if c.passed else "fail", "*" if c.pareto else "",
+             "; ".join(c.reasons)] for c in results.selection.candidates]
+    return [f"## Candidates (objective `{results.selection.objective}`, batch {results.selection.batch_size})",
+            "", "`*` marks the Pareto front over (p50 latency, size, accuracy drop).", "",
+            *table(["variant", "target", "objective", "p50 ms", "p99 ms", "size", "accuracy drop", "speedup",
+                    "gates", "Pareto", "reasons"], rows)]
+
+
+def _environment(results: RunResults) -> list[str]:
+    lines = ["## Environment", ""]
+    for target, env in sorted(results.environment.items()):
+        if not isinstance(env, dict):
+            continue
+        cpu: dict[str, Any] = env.get("cpu", {})
+        versions = ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items())
+        threads = ", ".join(f"{k}={v}" for k, v in env.get("thread_env", {}).items()) or "none set"
+        memory = env.get("total_memory_bytes")
+        lines += [
+            f"### Target `{target}`", "",
+            f"- CPU: {cpu.get('model')} ({cpu.get('architecture')}); flags: {', '.join(cpu.get('flags', []))}",
+            f"- Cores: {env.get('logical_cores')} logical, {env.get('affinity_cores')} usable by the process, "
+            f"cgroup quota {env.get('cgroup_cpu_quota') or 'none'}; memory {_size(memory) if memory else '-'}",
+            f"- OS: {env.get('os')}; Python {env.get('python')}",
+            f"- Versions: {versions}",
+            f"- Thread environment: {threads}", "",
+        ]
+    return lines
+
+
+def render_report(results: RunResults, spec: ModelOptimizationSpec, plots: dict[str, str],
+                  notes: Sequence[str] = ()) -> str:
+    """The whole report. `plots` maps a caption to a path relative to the run directory."""
+    lines = [*_summary(results, spec), "", *_candidates(results), "", *_latency(results),
+             *_accuracy(results), "", *_variants(results), ""]
+    if plots or notes:
+        lines += ["## Plots", ""]
+        lines += [f"![{caption}]({path})" for caption, path in plots.items()]
+        lines += [f"- {note}" for note in notes]
+        lines.append("")
+    lines += _environment(results)
+    return "\n".join(lines).rstrip() + "\n"

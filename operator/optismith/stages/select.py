@@ -1,0 +1,233 @@
+"""The select stage: the best variant (over all targets) by the objective, among those that pass the gates.
+
+Every (variant, target) becomes a Candidate with the reasons it failed, and the Pareto front over
+(p50 latency, size, accuracy drop) is marked so a user can see what else was on the table.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from optismith.errors import StageError
+from optismith.results import Accuracy, Candidate, ConfigResult, Selection, StageRecord, VariantBenchmark
+from optismith.spec import ModelOptimizationSpec, Objective, percent, seconds, size_bytes
+from optismith.stages.base import Stage, StageContext, new_record, register_stage
+
+_EPSILON = 1e-12
+
+
+@dataclass(frozen=True)
+class Gates:
+    max_accuracy_drop: float  # fraction
+    max_latency_ms: float | None
+    max_size_bytes: int | None
+    labels: dict[str, str]  # gate -> the constraint as the user wrote it
+
+    @classmethod
+    def from_spec(cls, spec: ModelOptimizationSpec) -> Gates:
+        c = spec.selection.constraints
+        return cls(
+            max_accuracy_drop=percent(c.max_accuracy_drop),
+            max_latency_ms=seconds(c.max_latency) * 1e3 if c.max_latency else None,
+            max_size_bytes=size_bytes(c.max_size) if c.max_size else None,
+            labels={"accuracy": f"maxAccuracyDrop {c.max_accuracy_drop}", "latency": f"maxLatency {c.max_latency}",
+                    "size": f"maxSize {c.max_size}"},
+        )
+
+
+def pareto_front(points: Sequence[tuple[float, ...] | None]) -> list[bool]:
+    """For each point (all coordinates minimized), whether no other point is at least as good in every
+    coordinate and better in one. Points that are None take no part."""
+    front = []
+    for i, point in enumerate(points):
+        if point is None:
+            front.append(False)
+            continue
+        dominated = any(
+            other is not None and j != i
+            and all(o <= p for o, p in zip(other, point, strict=True))
+            and any(o < p for o, p in zip(other, point, strict=True))
+            for j, other in enumerate(points)
+        )
+        front.append(not dominated)
+    return front
+
+
+def objective_value(objective: Objective, config: ConfigResult | None, size: int | None) -> float | None:
+    if objective == "size":
+        return float(size) if size is not None else None
+    if config is None:
+        return None
+    if objective == "latencyP50":
+        return config.latency.p50_ms
+    if objective == "latencyP99":
+        return config.latency.p99_ms
+    return config.throughput_per_s
+
+
+def _fmt_size(value: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if value >= scale:
+            return f"{value / scale:.1f} {unit}"
+    return f"{value} B"
+
+
+def evaluate_candidate(bench: VariantBenchmark, accuracy: Accuracy | None, size: int | None, *,
+                       objective: Objective, batch: int, gates: Gates) -> tuple[Candidate, list[str]]:
+    """The candidate and the gates it failed ('accuracy', 'latency', 'size', 'measurement')."""
+    config = bench.best_by_batch.get(str(batch))
+    reasons: list[str] = []
+    failed: list[str] = []
+
+    def fail(gate: str, reason: str) -> None:
+        failed.append(gate)
+        reasons.append(reason)
+
+    if bench.status != "built":
+        fail("measurement", f"not measured on {bench.target} ({bench.status}): {bench.reason}".rstrip(": "))
+    elif config is None:
+        fail("measurement", f"not measured at batch size {batch}")
+    drop = accuracy.drop if accuracy is not None else None
+    if drop is None:
+        fail("accuracy", f"no accuracy measurement on {bench.target}: cannot pass the accuracy gate")
+    elif drop > gates.max_accuracy_drop + _EPSILON:
+        fail("accuracy", f"accuracy drop {drop * 100:.2f}% exceeds {gates.labels['accuracy']}")
+    if gates.max_latency_ms is not None and config is not None and \
+            config.latency.p99_ms > gates.max_latency_ms + _EPSILON:
+        fail("latency", f"p99 latency {config.latency.p99_ms:.3f} ms exceeds {gates.labels['latency']}")
+    if gates.max_size_bytes is not None:
+        if size is None:
+            fail("size", f"size unknown: cannot pass {gates.labels['size']}")
+        elif size > gates.max_size_bytes:
+            fail("size", f"size {_fmt_size(size)} exceeds {gates.labels['size']}")
+    value = objective_value(objective, config, size)
+    if value is None and "measurement" not in failed:
+        fail("measurement", f"no value for the objective {objective}")
+    candidate = Candidate(
+        variant=bench.variant, target=bench.target, objective_value=value,
+        latency_p50_ms=config.latency.p50_ms if config else None,
+        latency_p99_ms=config.latency.p99_ms if config else None,
+        throughput_per_s=config.throughput_per_s if config else None,
+        size_bytes=size, accuracy_drop=drop, speedup=config.speedup if config else None,
+        passed=not reasons, reasons=reasons,
+    )
+    return candidate, failed
+
+
+def _rank(objective: Objective, candidate: Candidate) -> tuple[float, float, float, str, str]:
+    value = candidate.objective_value if candidate.objective_value is not None else float("inf")
+    return (
+        -value if objective == "throughput" else value,
+        candidate.latency_p50_ms if candidate.latency_p50_ms is not None else float("inf"),
+        float(candidate.size_bytes) if candidate.size_bytes is not None else float("inf"),
+        candidate.variant, candidate.target,
+    )
+
+
+_GATE_TEXT = {"accuracy": "fail the accuracy gate", "latency": "are too slow", "size": "are too large",
+              "measurement": "have no usable measurement"}
+_GATE_FIX = {"accuracy": "relax selection.constraints.maxAccuracyDrop or provide better calibration data",
+             "latency": "relax selection.constraints.maxLatency or use a faster target",
+             "size": "relax selection.constraints.maxSize",
+             "measurement": "check the benchmark and evaluate records for why variants were not measured"}
+
+
+def select(benchmarks: Sequence[VariantBenchmark], accuracy: Sequence[Accuracy], sizes: dict[str, int | None],
+           *, objective: Objective, batch: int, gates: Gates) -> tuple[Selection, list[str]]:
+    """The selection, and the (variant@target) names whose winning config was unstable."""
+    by_key = {(a.variant, a.target): a for a in accuracy}
+    candidates: list[Candidate] = []
+    failed_gates: Counter[str] = Counter()
+    unstable: list[str] = []
+    for bench in benchmarks:
+        candidate, failed = evaluate_candidate(bench, by_key.get((bench.variant, bench.target)),
+                                               sizes.get(bench.variant), objective=objective, batch=batch,
+                                               gates=gates)
+        candidates.append(candidate)
+        failed_gates.update(set(failed))
+        config = bench.best_by_batch.get(str(batch))
+        if config is not None and not config.stable:
+            unstable.append(f"{bench.variant}@{bench.target}")
+    points = [
+        (c.latency_p50_ms, float(c.size_bytes), c.accuracy_drop)
+        if c.latency_p50_ms is not None and c.size_bytes is not None and c.accuracy_drop is not None else None
+        for c in candidates
+    ]
+    candidates = [c.model_copy(update={"pareto": on_front})
+                  for c, on_front in zip(candidates, pareto_front(points), strict=True)]
+    candidates.sort(key=lambda c: (not c.passed, _rank(objective, c)))
+    passed = [c for c in candidates if c.passed]
+    if not passed:
+        summary = ", ".join(f"{count} {_GATE_TEXT[gate]}" for gate, count in failed_gates.most_common())
+        fixes = "; ".join(_GATE_FIX[gate] for gate, _ in failed_gates.most_common())
+        message = (f"no variant passed the gates ({len(candidates)} candidate(s): {summary or 'none measured'}). "
+                   f"Fix: {fixes or 'run the benchmark and evaluate stages'}")
+        return Selection(objective=objective, batch_size=batch, winner=None, winner_target=None,
+                         outcome="no-variant-passed", message=message, candidates=candidates), unstable
+    winner = passed[0]
+    message = _winner_message(winner, objective, batch, len(passed), gates)
+    if f"{winner.variant}@{winner.target}" in unstable:
+        message += " Its latency did not stabilize within the time budget: treat the ranking with care."
+    return Selection(objective=objective, batch_size=batch, winner=winner.variant, winner_target=winner.target,
+                     outcome="selected", message=message, candidates=candidates), unstable
+
+
+def _winner_message(winner: Candidate, objective: Objective, batch: int, passing: int, gates: Gates) -> str:
+    best = {"latencyP50": "lowest p50 latency", "latencyP99": "lowest p99 latency",
+            "throughput": "highest throughput", "size": "smallest size"}[objective]
+    parts = []
+    if winner.latency_p50_ms is not None:
+        parts.append(f"p50 {winner.latency_p50_ms:.3f} ms at batch {batch}")
+    if winner.speedup is not None:
+        parts.append(f"{winner.speedup:.2f}x the baseline")
+    if winner.throughput_per_s is not None:
+        parts.append(f"{winner.throughput_per_s:.0f} samples/s")
+    if winner.accuracy_drop is not None:
+        parts.append(f"accuracy drop {winner.accuracy_drop * 100:.2f}% (limit {gates.max_accuracy_drop * 100:g}%)")
+    if winner.size_bytes is not None:
+        parts.append(_fmt_size(winner.size_bytes))
+    return (f"{winner.variant} on {winner.target} has the {best} of {passing} variant(s) that passed the "
+            f"gates: {', '.join(parts)}.")
+
+
+@register_stage
+class SelectStage(Stage):
+    name = "select"
+    requires = ("benchmark", "evaluate")
+    description = "Pick the best variant that passes the accuracy, latency and size gates."
+
+    def run(self, ctx: StageContext) -> StageRecord:
+        spec = ctx.spec
+        benchmarks: list[VariantBenchmark] = []
+        accuracy: list[Accuracy] = []
+        missing: list[str] = []
+        for target in spec.targets:
+            if not ctx.has_record("benchmark", target.name):
+                missing.append(target.name)
+                continue
+            record = ctx.record("benchmark", target.name)
+            if record.status != "succeeded":
+                missing.append(target.name)
+                continue
+            benchmarks.extend(record.benchmarks)
+            if ctx.has_record("evaluate", target.name):
+                evaluated = ctx.record("evaluate", target.name)
+                if evaluated.status == "succeeded":
+                    accuracy.extend(evaluated.accuracy)
+        if not benchmarks:
+            raise StageError("no target has a successful benchmark record", where=ctx.store.uri,
+                             fix="run the benchmark stage for at least one target")
+        sizes = {v.name: v.size_bytes for v in ctx.variants()}
+        selection, unstable = select(benchmarks, accuracy, sizes, objective=spec.selection.objective,
+                                     batch=spec.selection.batch_size, gates=Gates.from_spec(spec))
+        ctx.progress(selection.message)
+        message = selection.message
+        if missing:
+            message += f" Targets without benchmark results: {', '.join(missing)}."
+        return new_record(ctx, "select", message=message, payload={
+            "selection": selection.model_dump(mode="json"),
+            "unstable": unstable,
+            "targets_without_results": missing,
+        })
