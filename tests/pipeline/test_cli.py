@@ -1,0 +1,121 @@
+"""The CLI as a user meets it: the whole plan locally, the final table, bad input with clear errors and
+distinct exit codes, and nothing that looks complete after a failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "optismith.cli"]
+
+
+def optismith(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    merged = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "COLUMNS": "200", **(env or {})}
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, env=merged, timeout=timeout, check=False)
+
+
+def write_manifest(path: Path, spec: dict[str, Any], name: str = "digits") -> Path:
+    document = {"apiVersion": "optismith.io/v1alpha1", "kind": "ModelOptimization", "metadata": {"name": name},
+                "spec": spec}
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def fast_spec(digits_dir: Path, output: Path, **overrides: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "model": {"uri": str(digits_dir / "model")},
+        "calibration": {"uri": str(digits_dir / "data" / "calibration.npz"), "samples": 50},
+        "evaluation": {"uri": str(digits_dir / "data" / "eval.npz")},
+        "benchmark": {"batchSizes": [1], "threads": [1], "timeBudget": "300ms", "minRounds": 5, "warmupRuns": 2,
+                      "scenarios": ["singleStream"]},
+        "output": {"uri": str(output)},
+    }
+    spec.update(overrides)
+    return spec
+
+
+def test_validate_names_the_bad_field(tmp_path: Path) -> None:
+    path = write_manifest(tmp_path / "m.yaml", {"model": {"uri": "m"}, "output": {"uri": "o"},
+                                                "benchmark": {"batchSizes": [1], "thredas": [2]},
+                                                "calibration": {"synthetic": True}})
+    result = optismith("validate", "-f", str(path))
+    assert result.returncode == 2, result.stderr
+    assert "spec.benchmark.thredas: unknown field" in result.stderr
+    assert "Fix:" in result.stderr
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_run_end_to_end_writes_a_complete_verified_run(digits_dir: Path, tmp_path: Path) -> None:
+    path = write_manifest(tmp_path / "m.yaml", fast_spec(
+        digits_dir, tmp_path / "runs", variants=["tf-frozen", "tflite-fp32", "tflite-int8", "onnx-fp32"],
+        promotion={"uri": str(tmp_path / "promoted")}))
+    result = optismith("run", "-f", str(path), "--run-id", "r1", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads(result.stdout)
+    run_dir = tmp_path / "runs" / "digits" / "r1"
+    assert summary["runUri"] == str(run_dir)
+    assert summary["selection"]["winner"]
+    for name in ("results.json", "report.md", "manifest.json"):
+        assert (run_dir / name).is_file(), name
+    verify = optismith("verify", str(run_dir))
+    assert verify.returncode == 0, verify.stderr
+    (run_dir / "report.md").write_text("tampered")
+    assert optismith("verify", str(run_dir)).returncode != 0
+    promotion = json.loads((tmp_path / "promoted" / "promotion.json").read_text())
+    assert promotion["variant"] == summary["selection"]["winner"]
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize(
+    ("case", "exit_code", "needle"),
+    [
+        ("unknown-format", 3, "format"),
+        ("corrupt-protobuf", 3, "GraphDef"),
+        ("wrong-signature", 4, "serving_default"),
+        ("missing-model", 5, "no such"),
+        ("bad-calibration-shape", 7, "shape"),
+        ("unwritable-output", 5, "write"),
+    ],
+)
+def test_bad_input_gets_a_clear_error_and_distinct_exit_code(
+    case: str, exit_code: int, needle: str, digits_dir: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    spec = fast_spec(digits_dir, tmp_path / "runs", variants=["tflite-int8"])
+    if case == "unknown-format":
+        (tmp_path / "model.txt").write_text("hello")
+        spec["model"] = {"uri": str(tmp_path / "model.txt")}
+    elif case == "corrupt-protobuf":
+        (tmp_path / "model.pb").write_bytes(b"\x08\x96\x01garbage-not-a-graph" * 10)
+        spec["model"] = {"uri": str(tmp_path / "model.pb"), "format": "frozen-graph",
+                         "inputs": [{"name": "x", "shape": [-1, 8, 8, 1]}], "outputs": ["y"]}
+    elif case == "wrong-signature":
+        spec["model"] = {"uri": str(digits_dir / "model"), "signature": "predict_v2"}
+    elif case == "missing-model":
+        spec["model"] = {"uri": str(tmp_path / "nowhere")}
+    elif case == "bad-calibration-shape":
+        np.savez(tmp_path / "calibration.npz", x=np.zeros((10, 28, 28, 1), dtype=np.float32))
+        spec["calibration"] = {"uri": str(tmp_path / "calibration.npz")}
+    elif case == "unwritable-output":
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        spec["output"] = {"uri": str(locked / "runs")}
+        if os.geteuid() == 0:
+            spec["output"] = {"uri": "/proc/optismith-cannot-write-here"}
+    path = write_manifest(tmp_path / "m.yaml", spec)
+    result = optismith("run", "-f", str(path), "--run-id", "r1", "--quiet")
+    assert result.returncode == exit_code, result.stdout + result.stderr
+    assert needle.lower() in result.stderr.lower(), result.stderr
+    assert "Fix:" in result.stderr or "fix" in result.stderr.lower()
+    assert not list((tmp_path / "runs").rglob("manifest.json")), "a failed run must not look complete"
