@@ -59,12 +59,12 @@ def test_the_winner_is_promoted_under_its_digest(tmp_path: Path) -> None:
     artifact = ctx.fetch("variants/tflite-fp32/model.json").read_bytes()
     digest = hashlib.sha256(artifact).hexdigest()
     assert record.payload["promoted"] is True
-    assert record.payload["digest"] == digest and record.payload["variant"] == "tflite-fp32"
+    assert record.payload["digest"] == f"sha256:{digest}" and record.payload["variant"] == "tflite-fp32"
     assert record.payload["uri"] == str(destination)
     promoted = PromotionManifest.model_validate_json((destination / PROMOTION_KEY).read_bytes())
     assert promoted.artifact == f"artifacts/{digest}/model.json"
     assert (destination / promoted.artifact).read_bytes() == artifact
-    assert (promoted.variant, promoted.target, promoted.digest) == ("tflite-fp32", "cpu", digest)
+    assert (promoted.variant, promoted.target, promoted.digest) == ("tflite-fp32", "cpu", f"sha256:{digest}")
     assert (promoted.name, promoted.namespace, promoted.generation) == ("digits", "ml", 3)
     assert promoted.run_uri == ctx.store.uri and promoted.source_uri == ctx.spec.model.uri
     assert promoted.metrics["latency_p50_ms"] == 1.0 and promoted.metrics["speedup"] == 2.5
@@ -76,7 +76,7 @@ def test_directory_artifacts_get_a_tree_digest(tmp_path: Path) -> None:
     record = PromoteStage().run(ctx)
     expected = tree_digest([("saved_model.pb", hashlib.sha256(b"graph").hexdigest()),
                             ("variables/variables.index", hashlib.sha256(b"index").hexdigest())])
-    assert record.payload["digest"] == expected
+    assert record.payload["digest"] == f"sha256:{expected}"
     copied = destination / "artifacts" / expected / "saved_model"
     assert (copied / "saved_model.pb").read_bytes() == b"graph"
     assert (copied / "variables" / "variables.index").read_bytes() == b"index"

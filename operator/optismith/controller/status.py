@@ -137,8 +137,9 @@ def build_status(
              gate_message)
         if promotion_configured:
             if promotion and promotion.get("promoted"):
-                status["promoted"] = {"uri": promotion.get("uri"), "digest": promotion.get("digest"),
-                                      "variant": promotion.get("variant")}
+                digest = str(promotion.get("digest") or "")
+                status["promoted"] = {"uri": promotion.get("uri"), "variant": promotion.get("variant"),
+                                      "digest": digest if digest.startswith("sha256:") else f"sha256:{digest}"}
                 cond("Promoted", "True", "Promoted", f"{promotion.get('variant')} promoted to {promotion.get('uri')}")
             else:
                 reason = (promotion or {}).get("reason", "no variant passed the gates")

@@ -98,7 +98,7 @@ class PromoteStage(Stage):
         _upload(destination, artifact_key, local)
         metadata = ctx.manifest.metadata
         manifest = PromotionManifest(
-            variant=winner.variant, target=winner.target, artifact=artifact_key, digest=digest,
+            variant=winner.variant, target=winner.target, artifact=artifact_key, digest=f"sha256:{digest}",
             source_uri=ctx.spec.model.uri, run_uri=ctx.store.uri, name=metadata.name,
             namespace=metadata.namespace, generation=metadata.generation,
             promoted_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
@@ -107,7 +107,7 @@ class PromoteStage(Stage):
         # The switch: readers see the old promotion.json or this one, never a partial state.
         destination.write_bytes(PROMOTION_KEY, manifest.model_dump_json(indent=2).encode())
         payload: dict[str, Any] = {
-            "promoted": True, "uri": destination.uri, "digest": digest, "variant": winner.variant,
+            "promoted": True, "uri": destination.uri, "digest": f"sha256:{digest}", "variant": winner.variant,
             "target": winner.target, "artifact": destination.key_uri(artifact_key),
             "manifest": destination.key_uri(PROMOTION_KEY),
         }
