@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import shutil
 import socket
-import tempfile
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from harness import ApiServer, Kubelet
 from harness.client import ApiStatusError
 from harness.kopf_runner import KopfProcess

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from conftest import Cluster, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,7 +81,8 @@ def test_digits_end_to_end_with_kubectl_seaweedfs_and_prometheus(
     waited = cluster.api.kubectl("wait", "--for=condition=Succeeded", "mo/digits", "-n", cluster.namespace,
                                  "--timeout=600s", check=False)
     body = cluster.resource("digits")
-    assert waited.returncode == 0, f"{waited.stdout}{waited.stderr}\n{json.dumps(body, indent=1)}\n{operator.logs()[-3000:]}"
+    diagnosis = f"{waited.stdout}{waited.stderr}\n{json.dumps(body, indent=1)}\n{operator.logs()[-3000:]}"
+    assert waited.returncode == 0, diagnosis
 
     status = body["status"]
     conditions = {c["type"]: c for c in status["conditions"]}

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from conftest import Cluster, fake_spec
 from harness import eventually
 
@@ -47,7 +48,7 @@ def test_operator_restarts_mid_run_never_duplicate_jobs(cluster: Cluster, shared
     operator = cluster.start_operator()
     cluster.create("slow", fake_spec(shared_dir, model="sleep-1.5"))
     for step in (1, 2, 3):  # killed once while each of prepare, measure and finalize runs
-        eventually(lambda: len(cluster.jobs("slow")) >= step, timeout=30)  # noqa: B023
+        eventually(lambda: len(cluster.jobs("slow")) >= step, timeout=30)
         operator.kill()
         operator.restart()
     eventually(lambda: succeeded(cluster, "slow"), timeout=90, message=lambda: str(cluster.resource("slow")))

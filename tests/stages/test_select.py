@@ -185,3 +185,17 @@ def test_the_stage_needs_at_least_one_benchmark(tmp_path: Path) -> None:
     ctx = make_run(tmp_path, [fake_variant("tf-savedmodel")], target=None)
     with pytest.raises(StageError, match="no target has a successful benchmark"):
         SelectStage().run(ctx)
+
+
+def test_latency_ranking_uses_the_paired_speedup_not_drifting_absolute_times(tmp_path: Path) -> None:
+    # onnx-fp32 was measured while the host was busy: its absolute p50 is lower than tflite-fp32's only
+    # because its paired baseline ran faster too. Against its own baseline it is the slower one.
+    benchmarks = [bench("tf-savedmodel", 3.0), bench("tflite-fp32", 1.0, baseline_p50=4.0),
+                  bench("onnx-fp32", 0.9, baseline_p50=2.0)]
+    accuracy = [acc("tf-savedmodel", 0.0), acc("tflite-fp32", 0.0), acc("onnx-fp32", 0.0)]
+    selection, _ = select(benchmarks, accuracy, SIZES, objective="latencyP50", batch=1,
+                          gates=Gates.from_spec(_spec(tmp_path, maxAccuracyDrop="1%")))
+    assert selection.winner == "tflite-fp32"  # 4.0x paired speedup beats 2.2x
+    by_name = {c.variant: c for c in selection.candidates}
+    assert by_name["tflite-fp32"].objective_value == pytest.approx(3.0 / 4.0)  # median baseline 3.0 / speedup
+    assert by_name["onnx-fp32"].latency_p50_ms == 0.9  # the raw measurement is still reported

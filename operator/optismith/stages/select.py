@@ -6,6 +6,7 @@ Every (variant, target) becomes a Candidate with the reasons it failed, and the 
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,12 +56,18 @@ def pareto_front(points: Sequence[tuple[float, ...] | None]) -> list[bool]:
     return front
 
 
-def objective_value(objective: Objective, config: ConfigResult | None, size: int | None) -> float | None:
+def objective_value(objective: Objective, config: ConfigResult | None, size: int | None,
+                    anchor_p50_ms: float | None = None) -> float | None:
+    """For latencyP50 with an anchor, the paired estimate anchor / speedup: on a shared, drifting host the
+    speedup (measured against the baseline in the same rounds) ranks variants reliably where absolute
+    p50s measured minutes apart do not."""
     if objective == "size":
         return float(size) if size is not None else None
     if config is None:
         return None
     if objective == "latencyP50":
+        if anchor_p50_ms is not None and config.speedup > 0:
+            return anchor_p50_ms / config.speedup
         return config.latency.p50_ms
     if objective == "latencyP99":
         return config.latency.p99_ms
@@ -75,7 +82,8 @@ def _fmt_size(value: int) -> str:
 
 
 def evaluate_candidate(bench: VariantBenchmark, accuracy: Accuracy | None, size: int | None, *,
-                       objective: Objective, batch: int, gates: Gates) -> tuple[Candidate, list[str]]:
+                       objective: Objective, batch: int, gates: Gates,
+                       anchor_p50_ms: float | None = None) -> tuple[Candidate, list[str]]:
     """The candidate and the gates it failed ('accuracy', 'latency', 'size', 'measurement')."""
     config = bench.best_by_batch.get(str(batch))
     reasons: list[str] = []
@@ -102,7 +110,7 @@ def evaluate_candidate(bench: VariantBenchmark, accuracy: Accuracy | None, size:
             fail("size", f"size unknown: cannot pass {gates.labels['size']}")
         elif size > gates.max_size_bytes:
             fail("size", f"size {_fmt_size(size)} exceeds {gates.labels['size']}")
-    value = objective_value(objective, config, size)
+    value = objective_value(objective, config, size, anchor_p50_ms)
     if value is None and "measurement" not in failed:
         fail("measurement", f"no value for the objective {objective}")
     candidate = Candidate(
@@ -134,6 +142,16 @@ _GATE_FIX = {"accuracy": "relax selection.constraints.maxAccuracyDrop or provide
              "measurement": "check the benchmark and evaluate records for why variants were not measured"}
 
 
+def _baseline_anchors(benchmarks: Sequence[VariantBenchmark], batch: int) -> dict[str, float]:
+    """Per target, the median of the baseline p50s measured alongside each variant at this batch size."""
+    samples: dict[str, list[float]] = {}
+    for bench in benchmarks:
+        config = bench.best_by_batch.get(str(batch))
+        if config is not None and config.baseline_latency.p50_ms > 0:
+            samples.setdefault(bench.target, []).append(config.baseline_latency.p50_ms)
+    return {target: float(statistics.median(values)) for target, values in samples.items()}
+
+
 def select(benchmarks: Sequence[VariantBenchmark], accuracy: Sequence[Accuracy], sizes: dict[str, int | None],
            *, objective: Objective, batch: int, gates: Gates) -> tuple[Selection, list[str]]:
     """The selection, and the (variant@target) names whose winning config was unstable."""
@@ -141,10 +159,11 @@ def select(benchmarks: Sequence[VariantBenchmark], accuracy: Sequence[Accuracy],
     candidates: list[Candidate] = []
     failed_gates: Counter[str] = Counter()
     unstable: list[str] = []
+    anchors = _baseline_anchors(benchmarks, batch)
     for bench in benchmarks:
         candidate, failed = evaluate_candidate(bench, by_key.get((bench.variant, bench.target)),
                                                sizes.get(bench.variant), objective=objective, batch=batch,
-                                               gates=gates)
+                                               gates=gates, anchor_p50_ms=anchors.get(bench.target))
         candidates.append(candidate)
         failed_gates.update(set(failed))
         config = bench.best_by_batch.get(str(batch))
