@@ -119,3 +119,18 @@ def test_bad_input_gets_a_clear_error_and_distinct_exit_code(
     assert needle.lower() in result.stderr.lower(), result.stderr
     assert "Fix:" in result.stderr or "fix" in result.stderr.lower()
     assert not list((tmp_path / "runs").rglob("manifest.json")), "a failed run must not look complete"
+
+
+@pytest.mark.tf
+@pytest.mark.s3
+@pytest.mark.slow
+def test_run_with_an_s3_output_on_seaweedfs(digits_dir: Path, tmp_path: Path, s3_bucket: str) -> None:
+    path = write_manifest(tmp_path / "m.yaml", fast_spec(
+        digits_dir, tmp_path / "unused", variants=["tflite-fp32"], output={"uri": f"s3://{s3_bucket}/runs"}))
+    result = optismith("run", "-f", str(path), "--run-id", "s3run", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    run_uri = f"s3://{s3_bucket}/runs/digits/s3run"
+    assert json.loads(result.stdout)["runUri"] == run_uri
+    verify = optismith("verify", run_uri)
+    assert verify.returncode == 0, verify.stderr
+    assert "complete" in verify.stdout
