@@ -125,8 +125,9 @@ def test_bad_input_gets_a_clear_error_and_distinct_exit_code(
 @pytest.mark.s3
 @pytest.mark.slow
 def test_run_with_an_s3_output_on_seaweedfs(digits_dir: Path, tmp_path: Path, s3_bucket: str) -> None:
-    path = write_manifest(tmp_path / "m.yaml", fast_spec(
-        digits_dir, tmp_path / "unused", variants=["tflite-fp32"], output={"uri": f"s3://{s3_bucket}/runs"}))
+    spec = fast_spec(digits_dir, tmp_path / "unused", variants=["tflite-fp32"])
+    spec["output"] = {"uri": f"s3://{s3_bucket}/runs"}
+    path = write_manifest(tmp_path / "m.yaml", spec)
     result = optismith("run", "-f", str(path), "--run-id", "s3run", "--json")
     assert result.returncode == 0, result.stdout + result.stderr
     run_uri = f"s3://{s3_bucket}/runs/digits/s3run"
