@@ -91,13 +91,8 @@ def serving_tags(artifact: Path) -> list[str]:
     return next((tags for tags in tag_sets if "serve" in tags), tag_sets[0] if tag_sets else ["serve"])
 
 
-@register
-class SavedModelRuntime(Runtime):
-    """The baseline, served as TF Serving serves it: the SavedModel's MetaGraph loaded into a graph-mode
-    Session (`tf.compat.v1.saved_model.loader.load`), fed and fetched by the signature's tensor names.
-    Options: `signature` (default serving_default), `tags` (default: the MetaGraph tagged "serve")."""
-
-    name: ClassVar[str] = "tf-savedmodel"
+class TensorFlowRuntime(Runtime):
+    """What the three TensorFlow runtimes share: availability and versions come from TensorFlow itself."""
 
     @classmethod
     def availability(cls) -> str | None:
@@ -106,6 +101,15 @@ class SavedModelRuntime(Runtime):
     @classmethod
     def versions(cls) -> dict[str, str]:
         return _versions()
+
+
+@register
+class SavedModelRuntime(TensorFlowRuntime):
+    """The baseline, served as TF Serving serves it: the SavedModel's MetaGraph loaded into a graph-mode
+    Session (`tf.compat.v1.saved_model.loader.load`), fed and fetched by the signature's tensor names.
+    Options: `signature` (default serving_default), `tags` (default: the MetaGraph tagged "serve")."""
+
+    name: ClassVar[str] = "tf-savedmodel"
 
     @classmethod
     def load(cls, artifact: Path, *, threads: int, options: dict[str, Any] | None = None) -> Session:
@@ -157,19 +161,11 @@ def read_graph_io(directory: Path) -> tuple[list[tuple[IOSpec, str]], list[tuple
 
 
 @register
-class GraphDefRuntime(Runtime):
+class GraphDefRuntime(TensorFlowRuntime):
     """A frozen or optimized GraphDef (`.pb`) with its `io.json` sidecar, in a graph-mode Session
     configured like the baseline's."""
 
     name: ClassVar[str] = "tf-graphdef"
-
-    @classmethod
-    def availability(cls) -> str | None:
-        return _available()
-
-    @classmethod
-    def versions(cls) -> dict[str, str]:
-        return _versions()
 
     @classmethod
     def load(cls, artifact: Path, *, threads: int, options: dict[str, Any] | None = None) -> Session:
@@ -201,7 +197,7 @@ class XlaSession(Session):
 
 
 @register
-class XlaRuntime(Runtime):
+class XlaRuntime(TensorFlowRuntime):
     """The SavedModel's serving function wrapped in `tf.function(jit_compile=True)`.
 
     Limitation: this runs eagerly, where the intra-op thread count is process-wide and fixed when
@@ -210,14 +206,6 @@ class XlaRuntime(Runtime):
     Options: `signature` (default serving_default)."""
 
     name: ClassVar[str] = "tf-xla"
-
-    @classmethod
-    def availability(cls) -> str | None:
-        return _available()
-
-    @classmethod
-    def versions(cls) -> dict[str, str]:
-        return _versions()
 
     @classmethod
     def load(cls, artifact: Path, *, threads: int, options: dict[str, Any] | None = None) -> Session:
