@@ -68,10 +68,14 @@ def size_bytes(value: str) -> int:
 
 
 class SpecModel(BaseModel):
-    """camelCase on the wire, snake_case in Python; unknown fields are errors, not silently dropped."""
+    """camelCase on the wire, snake_case in Python; unknown fields are errors, not silently dropped.
+
+    Strict types, like the CRD schema: "200" or true is not an integer, 1 is not a boolean. Lax coercion
+    would let `optismith run` accept a manifest that `kubectl apply` rejects.
+    """
 
     model_config = ConfigDict(
-        extra="forbid", alias_generator=to_camel, populate_by_name=True, validate_default=True
+        extra="forbid", alias_generator=to_camel, populate_by_name=True, validate_default=True, strict=True
     )
 
 

@@ -102,8 +102,8 @@ def test_operator_killed_three_times_while_the_api_server_fails_and_a_worker_die
         faults.inject(status=500, times=4, verb="create", resource="jobs")
         faults.inject(status=409, times=1, phase="after", verb="create", resource="jobs")
         run = wait_for_pid(kubelet, "chaos-g1-prepare-a1-")
+        os.kill(run.pid, signal.SIGKILL)  # the worker dies, and the operator with it
         operator.kill()
-        os.kill(run.pid, signal.SIGKILL)
         operator.restart()
         for step in (2, 3):  # killed again while later Jobs exist
             eventually(lambda: len(cluster.jobs("chaos")) >= step + 1, timeout=60,

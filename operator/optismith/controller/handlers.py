@@ -20,6 +20,7 @@ import kopf
 from optismith import API_GROUP, API_VERSION
 from optismith.controller.client import KubeClient
 from optismith.controller.crd import PLURAL
+from optismith.controller.inflight import ActiveJobs, RecentCreations
 from optismith.controller.metrics import OperatorMetrics
 from optismith.controller.observe import job_summary, job_view, pod_summary
 from optismith.controller.planner import Capacity, Decision, decide
@@ -86,10 +87,12 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # Our own events are posted explicitly, one per transition; kopf's per-handler chatter is not.
     settings.posting.enabled = False
     settings.watching.server_timeout = 300
-    settings.batching.worker_limit = 200
+    settings.batching.worker_limit = None
     memo["client"] = KubeClient()
     memo["counted_jobs"] = set()
     memo["locks"] = {}
+    memo["recent_jobs"] = RecentCreations()
+    memo["active_jobs"] = ActiveJobs()
     if SETTINGS.metrics_port:
         METRICS.serve(SETTINGS.metrics_port)
 
@@ -181,7 +184,7 @@ async def _reconcile(
 ) -> None:
     generation = int(meta.get("generation") or 1)
     now = dt.datetime.now(dt.UTC)
-    if status.get("observedGeneration") == generation and status.get("phase") in ("Succeeded", "Failed"):
+    if is_terminal(status, meta):
         return  # terminal for this generation: nothing to do until the spec changes
     try:
         spec = parse_spec(raw_spec)
@@ -196,18 +199,28 @@ async def _reconcile(
     client: KubeClient = memo["client"]
     jobs = list(jobs_index.get((namespace, name), []))
     views = [job_view(j, list(pods_index.get((namespace, j["name"]), []))) for j in jobs if not j["deleting"]]
-    active_total, active_gpu = _active_jobs(jobs_index)
-    capacity = Capacity(jobs=max(0, SETTINGS.max_jobs - active_total),
-                        gpu_jobs=max(0, SETTINGS.max_gpu_jobs - active_gpu))
-    decision = decide(spec, generation, views, now, capacity)
+    # Free slots only matter when a step is ready to start; counting them walks every Job there is.
+    decision = decide(spec, generation, views, now)
+    active: ActiveJobs = memo["active_jobs"]
+    if decision.create:
+        active_total, active_gpu = active.current(lambda: _active_jobs(jobs_index))
+        capacity = Capacity(jobs=max(0, SETTINGS.max_jobs - active_total),
+                            gpu_jobs=max(0, SETTINGS.max_gpu_jobs - active_gpu))
+        decision = decide(spec, generation, views, now, capacity)
 
+    recent: RecentCreations = memo["recent_jobs"]
+    recent.seen(j["name"] for j in jobs)
     for job_name_ in decision.delete:
         await client.delete_job(namespace, job_name_)
     for step, attempt in decision.create:
         job = build_job(dict(body), spec, step, attempt, SETTINGS.worker)
+        if recent.pending(job["metadata"]["name"]):
+            continue  # created moments ago; its watch event has not reached the index yet
         kopf.adopt(job, owner=body)  # ownerReferences: deleting the resource deletes its Jobs
         if await client.create_job(namespace, job):
             METRICS.jobs_created.labels(step.phase).inc()
+        recent.add(job["metadata"]["name"])
+        active.created(gpu=_target_is_gpu(spec, step.target))
     counted: set[str] = memo["counted_jobs"]
     for view in views:
         if view.state in ("succeeded", "failed") and view.name not in counted:
@@ -244,14 +257,35 @@ async def _reconcile_handler(**kwargs: Any) -> None:
     await reconcile(**kwargs)
 
 
-kopf.timer(API_GROUP, API_VERSION, PLURAL, interval=SETTINGS.interval, sharp=False, id="reconcile")(
-    _reconcile_handler)
-kopf.on.resume(API_GROUP, API_VERSION, PLURAL, id="resume")(_reconcile_handler)
-kopf.on.create(API_GROUP, API_VERSION, PLURAL, id="create")(_reconcile_handler)
-kopf.on.update(API_GROUP, API_VERSION, PLURAL, field="spec", id="update")(_reconcile_handler)
+def is_terminal(status: Mapping[str, Any], meta: Mapping[str, Any]) -> bool:
+    """The run of the current generation has ended; only a spec change (the update handler) restarts it."""
+    generation = int(meta.get("generation") or 1)
+    return status.get("observedGeneration") == generation and status.get("phase") in ("Succeeded", "Failed")
 
 
-@kopf.on.delete(API_GROUP, API_VERSION, PLURAL, optional=True)
+def _in_progress(status: kopf.Status, meta: kopf.Meta, **_: Any) -> bool:
+    return not is_terminal(status, meta)
+
+
+def _target_is_gpu(spec: ModelOptimizationSpec, target: str | None) -> bool:
+    return any(t.name == target and t.kind == "gpu" for t in spec.targets)
+
+
+# A failed reconciliation (say, a 500 from the API server) is retried at the reconcile interval, not after
+# kopf's default of 60 s: every attempt is idempotent, and a minute of silence looks like a hung operator.
+RETRY = SETTINGS.interval
+# The timer starts one interval after the create/resume handlers have reconciled, and stops for runs that
+# have ended: at a thousand finished resources, idle ticks were most of the operator's CPU.
+kopf.timer(API_GROUP, API_VERSION, PLURAL, interval=SETTINGS.interval, sharp=False, id="reconcile",
+           backoff=RETRY, initial_delay=SETTINGS.interval, when=_in_progress)(_reconcile_handler)
+kopf.on.resume(API_GROUP, API_VERSION, PLURAL, id="resume", backoff=RETRY)(_reconcile_handler)
+kopf.on.create(API_GROUP, API_VERSION, PLURAL, id="create", backoff=RETRY)(_reconcile_handler)
+kopf.on.update(API_GROUP, API_VERSION, PLURAL, field="spec", id="update", backoff=RETRY)(_reconcile_handler)
+
+
+# Not optional: the finalizer it keeps lets a finished run's metrics be forgotten on deletion (the timer,
+# which also needs one, stops when a run ends).
+@kopf.on.delete(API_GROUP, API_VERSION, PLURAL)
 def forget(namespace: str | None, name: str, **_: Any) -> None:
     METRICS.forget(namespace or "", name)
 

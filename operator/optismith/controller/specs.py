@@ -61,13 +61,22 @@ def run_uri(spec: ModelOptimizationSpec, namespace: str, name: str, generation: 
 
 
 def job_name(name: str, generation: int, step: JobStep, attempt: int) -> str:
-    """Deterministic, so a restarted operator finds (and never duplicates) the Jobs it made."""
+    """Deterministic, so a restarted operator finds (and never duplicates) the Jobs it made.
+
+    A DNS label of at most 63 characters (the Job's pods carry it in their `job-name` label), unique per
+    resource, generation, step and attempt: long names and names with dots (valid for the resource, not for
+    a Job) are shortened and made unique by a digest of the whole.
+    """
     base = f"{name}-g{generation}-{step.key}-a{attempt}"
-    if len(base) <= 63:
+    if len(base) <= 63 and "." not in name:
         return base
     digest = hashlib.sha256(base.encode()).hexdigest()[:8]
     suffix = f"-g{generation}-{step.key}-a{attempt}-{digest}"
-    return (name[: 63 - len(suffix)] + suffix).strip("-")[:63]
+    if len(suffix) > 62:
+        # A long target name would crowd out the resource's name and the digest (and with it what makes
+        # the name unique); it stays in the digest and in the Job's labels.
+        suffix = f"-g{generation}-{step.phase}-a{attempt}-{digest}"
+    return (name[: 63 - len(suffix)].replace(".", "-") + suffix).strip("-")[:63]
 
 
 def _safe_label(value: str) -> str:
@@ -116,6 +125,9 @@ def _storage_env(spec: ModelOptimizationSpec) -> list[dict[str, Any]]:
             "name": secret.name, "key": secret.access_key_id_key}}})
         env.append({"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": {
             "name": secret.name, "key": secret.secret_access_key_key}}})
+        # Temporary credentials (STS AssumeRole with a session policy, docs/reliability.md) need their token.
+        env.append({"name": "AWS_SESSION_TOKEN", "valueFrom": {"secretKeyRef": {
+            "name": secret.name, "key": "AWS_SESSION_TOKEN", "optional": True}}})
     return env
 
 

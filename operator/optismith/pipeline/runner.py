@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import resource
 import tempfile
@@ -64,7 +65,7 @@ def run_stage(
                              finished_at=_now(), duration_seconds=time.perf_counter() - started,
                              peak_rss_bytes=_peak_rss_bytes(), message=error.message,
                              error_reason=error.reason)
-        _store_record(store, failed)
+        _store_failure_record(store, failed)
         raise
     except Exception as error:
         message = f"{type(error).__name__}: {error}"
@@ -72,7 +73,7 @@ def run_stage(
                              finished_at=_now(), duration_seconds=time.perf_counter() - started,
                              peak_rss_bytes=_peak_rss_bytes(), message=message[:2000],
                              error_reason=StageError.reason)
-        _store_record(store, failed)
+        _store_failure_record(store, failed)
         raise StageError(f"stage {stage_name} failed: {message[:500]}", where=store.uri) from error
     record = record.model_copy(update={
         "stage": stage_name, "target": target, "started_at": started_at, "finished_at": _now(),
@@ -84,6 +85,13 @@ def run_stage(
 
 def _store_record(store: Storage, record: StageRecord) -> None:
     store.write_bytes(record_key(record.stage, record.target), record.model_dump_json(indent=2).encode())
+
+
+def _store_failure_record(store: Storage, record: StageRecord) -> None:
+    """Best effort: when the storage itself is what failed (S3 down), the record cannot be written either,
+    and the error to report is the one that failed the stage, not this second one."""
+    with contextlib.suppress(OptismithError):
+        _store_record(store, record)
 
 
 @dataclass
