@@ -11,7 +11,7 @@ import kopf
 import pytest
 
 from optismith.controller import handlers
-from optismith.controller.inflight import ActiveJobs, RecentCreations
+from optismith.controller.inflight import ActiveJobs, RecentCreations, WrittenStatus
 from optismith.controller.observe import job_summary
 from optismith.controller.specs import JobStep, job_labels
 
@@ -56,6 +56,26 @@ def test_active_jobs_are_recounted_once_per_ttl_and_bumped_in_between() -> None:
     assert active.current(count) == (7, 2) and len(calls) == 2
 
 
+def test_written_status_overlays_a_lagging_observation_until_it_catches_up_or_expires() -> None:
+    clock = Clock()
+    written = WrittenStatus(ttl=10.0, clock=clock)
+    key = ("ml", "m")
+    written.remember(key, 1, {"phase": "Running", "observedGeneration": 1})
+    written.remember(key, 1, {"stages": ["prepare"]})
+    assert written.view(key, 1, {"phase": None, "other": 1}) == {
+        "phase": "Running", "observedGeneration": 1, "stages": ["prepare"], "other": 1}
+    assert written.view(key, 2, {"phase": None}) == {"phase": None}  # a new generation: the old write is moot
+    written.remember(key, 1, {"phase": "Running"})
+    caught_up = {"phase": "Running", "observedGeneration": 1, "stages": ["prepare"]}
+    assert written.view(key, 1, caught_up) == caught_up and len(written) == 0
+    written.remember(key, 1, {"phase": "Succeeded"})
+    clock.now += 11.0  # the patch may have been lost: believe the API server again
+    assert written.view(key, 1, {"phase": "Running"}) == {"phase": "Running"} and len(written) == 0
+    written.remember(key, 1, {"phase": "Running"})
+    written.forget(key)
+    assert len(written) == 0
+
+
 @pytest.mark.parametrize(("status", "generation", "in_progress"), [
     ({}, 1, True),
     ({"observedGeneration": 1, "phase": "Running"}, 1, True),
@@ -96,7 +116,7 @@ class FakeClient:
 
 def _memo() -> kopf.Memo:
     return kopf.Memo(client=FakeClient(), counted_jobs=set(), locks={}, recent_jobs=RecentCreations(),
-                     active_jobs=ActiveJobs())
+                     active_jobs=ActiveJobs(), written_status=WrittenStatus(ttl=10.0))
 
 
 def _body(name: str = "m") -> dict[str, Any]:
@@ -118,6 +138,15 @@ def test_a_job_created_moments_ago_is_not_created_again_while_the_index_lags() -
     _reconcile(body, memo, {})
     _reconcile(body, memo, {})  # e.g. the timer, before the Job's watch event reached the index
     assert memo["client"].created == ["m-g1-prepare-a1"]
+
+
+def test_a_status_written_moments_ago_is_not_written_again_while_the_watch_lags() -> None:
+    memo = _memo()
+    body = _body()
+    first = _reconcile(body, memo, {})
+    assert first.status["phase"] == "Running" and memo["client"].events == ["Running"]
+    second = _reconcile(body, memo, {})  # the watch has not brought our status back yet: still {}
+    assert not second and memo["client"].events == ["Running"]
 
 
 def _running_job(name: str, owner: str) -> dict[str, Any]:

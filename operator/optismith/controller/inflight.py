@@ -2,16 +2,18 @@
 
 * Jobs it has just created: the Job index shows a Job only once its watch event arrives, and a
   reconcile in between (the timer, an update) would otherwise try to create it again and get a 409
-  -- under load that was a third of all Job creations.
+  -- at 500 resources created at once, 982 of 2482 Job creations were such 409s.
 * The number of active Jobs for the concurrency cap: counting them walks every Job of every resource,
   so it is recounted at most every `ttl` seconds and bumped for each Job created in between. Between
   recounts the count can only be too high (Jobs that finished), never too low, so the cap holds.
+* The status it has just written (see WrittenStatus).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 Clock = Callable[[], float]
 
@@ -63,3 +65,48 @@ class ActiveJobs:
     def created(self, gpu: bool) -> None:
         self.total += 1
         self.gpu += 1 if gpu else 0
+
+
+class WrittenStatus:
+    """The status this operator last wrote for each resource, trusted for a short while.
+
+    The operator is the only writer of a resource's status, so what it wrote is at least as new as what
+    its watch shows; under load the watch lags by seconds, and reconciling against the older copy repeated
+    status patches and transition events (at 1000 resources: 9.6 status patches and 3.9 events per
+    resource instead of 5 and 2), each of which came back as one more watch event to process. An entry
+    is dropped once the watch has caught up, and ignored after `ttl` seconds: if the API server lost the
+    patch, the observed status wins again and the next reconcile writes it anew.
+    """
+
+    def __init__(self, ttl: float, clock: Clock = time.monotonic) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self._written: dict[tuple[str, str], tuple[float, int, dict[str, Any]]] = {}
+        self._writes = 0
+
+    def remember(self, key: tuple[str, str], generation: int, status: Mapping[str, Any]) -> None:
+        now = self.clock()
+        previous = self._written.get(key)
+        merged = {**previous[2], **status} if previous and previous[1] == generation else dict(status)
+        self._written[key] = (now, generation, merged)
+        self._writes += 1
+        if self._writes % 100 == 0:  # deleted resources' entries would otherwise stay
+            self._written = {k: v for k, v in self._written.items() if now - v[0] <= self.ttl}
+
+    def view(self, key: tuple[str, str], generation: int, observed: Mapping[str, Any]) -> dict[str, Any]:
+        """The observed status, overlaid with what was written since, while that is fresh."""
+        entry = self._written.get(key)
+        if entry is None:
+            return dict(observed)
+        written_at, written_generation, written = entry
+        caught_up = all(observed.get(k) == v for k, v in written.items())
+        if written_generation != generation or self.clock() - written_at > self.ttl or caught_up:
+            del self._written[key]
+            return dict(observed)
+        return {**observed, **written}
+
+    def forget(self, key: tuple[str, str]) -> None:
+        self._written.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._written)
