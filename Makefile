@@ -8,7 +8,7 @@ EXTRAS := tf,onnx,openvino,s3,operator,dev
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps demo test lint types contracts pytest pytest-fast crd bench clean
+.PHONY: install system-deps demo test lint types contracts pytest pytest-fast crd bench bench-models bench-operator bench-pipeline bench-reliability clean
 
 install: $(STAMP)
 
@@ -53,6 +53,21 @@ crd: install
 	$(BIN)/optismith crd > crds/modeloptimizations.optismith.io.yaml
 	$(BIN)/python -c "from optismith.controller.crd import render_reference_markdown as r; print(r(), end='')" > docs/reference.md
 	cp crds/modeloptimizations.optismith.io.yaml charts/optismith/crds/
+
+# Benchmarks (docs/benchmarks.md, docs/reliability.md): each prints its table and writes bench/results/*.json.
+bench: bench-models bench-operator bench-pipeline
+
+bench-models: install
+	$(BIN)/python bench/model_speed.py
+
+bench-operator: install
+	$(BIN)/python bench/operator_scale.py
+
+bench-pipeline: install
+	$(BIN)/python bench/pipeline_cost.py
+
+bench-reliability: install system-deps
+	$(BIN)/python bench/reliability_figures.py --write
 
 clean:
 	rm -rf $(VENV) runs .mypy_cache .ruff_cache
