@@ -43,11 +43,17 @@ types:
 contracts:
 	$(BIN)/lint-imports
 
+# Helm's Go SDK runs in-process and crashes (SIGSEGV) when TensorFlow or ONNX Runtime were loaded into the
+# process first, so the chart, image and GitOps tests run in their own pytest process, before the rest.
+TOOLING_TESTS := tests/charts tests/gitops tests/images
+
 pytest:
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(TOOLING_TESTS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(foreach t,$(TOOLING_TESTS),--ignore=$(t)) $(PYTEST_ARGS)
 
 pytest-fast:
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(TOOLING_TESTS) -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(foreach t,$(TOOLING_TESTS),--ignore=$(t)) -m "not slow" $(PYTEST_ARGS)
 
 crd: install
 	$(BIN)/optismith crd > crds/modeloptimizations.optismith.io.yaml

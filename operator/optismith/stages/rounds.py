@@ -49,6 +49,14 @@ def _timed(call: Call, clock: Clock) -> float:
     return clock() - started
 
 
+def _timed_after_own_call(call: Call, clock: Clock) -> float:
+    """Time a call right after an untimed call of the same model. Timed straight after the other side, a
+    call pays for the other runtime's still-spinning threads and evicted caches, and that penalty differs
+    by runtime (measured 1.1-2.3x on MobileNetV2, bench/paired_penalty.py), which mis-ranked variants."""
+    call()
+    return _timed(call, clock)
+
+
 def paired_rounds(variant: Call, baseline: Call | None, policy: RoundsPolicy,
                   clock: Clock = time.perf_counter) -> PairedTimes:
     """Warm both up, then run rounds (baseline and variant once each, order alternating) until the
@@ -66,11 +74,11 @@ def paired_rounds(variant: Call, baseline: Call | None, policy: RoundsPolicy,
         if baseline is None:
             variant_times.append(_timed(variant, clock))
         elif len(variant_times) % 2 == 0:
-            baseline_times.append(_timed(baseline, clock))
-            variant_times.append(_timed(variant, clock))
+            baseline_times.append(_timed_after_own_call(baseline, clock))
+            variant_times.append(_timed_after_own_call(variant, clock))
         else:
-            variant_times.append(_timed(variant, clock))
-            baseline_times.append(_timed(baseline, clock))
+            variant_times.append(_timed_after_own_call(variant, clock))
+            baseline_times.append(_timed_after_own_call(baseline, clock))
         count = len(variant_times)
         if count < policy.min_rounds:
             continue
