@@ -40,7 +40,7 @@ def test_every_round_runs_every_candidate_in_a_shuffled_order() -> None:
     plan = RoundsPlan(budget_s=1e9, min_rounds=30, max_rounds=30, warmup_calls=1, burst_s=0.05)
     timings = interleaved_rounds(calls, plan, clock=clock)
     log = log[4:]  # warm-up
-    rounds = [log[i:i + 4] for i in range(0, len(log), 4)]
+    rounds = [log[i : i + 4] for i in range(0, len(log), 4)]
     assert len(rounds) == 30 and all(sorted(r) == ["a", "b", "c", "d"] for r in rounds)
     assert len({tuple(r) for r in rounds}) > 5  # the order changes from round to round
     firsts = {r[0] for r in rounds}

@@ -18,14 +18,30 @@ import paired_penalty
 
 
 def _row(name: str, kind: str, p50: float, drop: float = 0.0, batch: int = 1) -> dict[str, Any]:
-    return {"batch": batch, "candidate": name, "kind": kind, "threads": 1, "p50_ms": p50, "p90_ms": p50 * 1.2,
-            "ci95_rel": 0.01, "stable": True, "speedup": 10.0 / p50, "gflops": 1.0 / p50, "accuracy_drop": drop,
-            "accuracy_metric": "agreement", "passes_gate": drop <= model_speed.MAX_ACCURACY_DROP}
+    return {
+        "batch": batch,
+        "candidate": name,
+        "kind": kind,
+        "threads": 1,
+        "p50_ms": p50,
+        "p90_ms": p50 * 1.2,
+        "ci95_rel": 0.01,
+        "stable": True,
+        "speedup": 10.0 / p50,
+        "gflops": 1.0 / p50,
+        "accuracy_drop": drop,
+        "accuracy_metric": "agreement",
+        "passes_gate": drop <= model_speed.MAX_ACCURACY_DROP,
+    }
 
 
-ROWS = [_row("tf-savedmodel", "baseline", 10.0), _row("tflite-int8", "optismith", 2.0),
-        _row("onnx-int8", "optismith", 2.2), _row("peer:tflite-xnnpack-int8", "peer", 1.0, drop=0.05),
-        _row("peer:ort-fp32", "peer", 2.5)]
+ROWS = [
+    _row("tf-savedmodel", "baseline", 10.0),
+    _row("tflite-int8", "optismith", 2.0),
+    _row("onnx-int8", "optismith", 2.2),
+    _row("peer:tflite-xnnpack-int8", "peer", 1.0, drop=0.05),
+    _row("peer:ort-fp32", "peer", 2.5),
+]
 
 
 def test_summary_compares_the_winner_with_the_fastest_peer_and_the_fastest_gated_peer() -> None:
@@ -39,9 +55,19 @@ def test_summary_compares_the_winner_with_the_fastest_peer_and_the_fastest_gated
 
 
 def test_goals_say_met_or_missed_for_every_model_and_batch() -> None:
-    results = [{"summary": [model_speed.summarize("mobilenetv2", 1, ROWS, "tflite-int8"),
-                            model_speed.summarize("digits", 1, [r for r in ROWS if r["kind"] != "peer"]
-                                                  + [_row("peer:ort-fp32", "peer", 2.05)], "tflite-int8")]}]
+    results = [
+        {
+            "summary": [
+                model_speed.summarize("mobilenetv2", 1, ROWS, "tflite-int8"),
+                model_speed.summarize(
+                    "digits",
+                    1,
+                    [r for r in ROWS if r["kind"] != "peer"] + [_row("peer:ort-fp32", "peer", 2.05)],
+                    "tflite-int8",
+                ),
+            ]
+        }
+    ]
     lines = model_speed.goals(results)
     assert "mobilenetv2 b1: winner/fastest peer 2.000 (goal ≤ 1.05): MISSED" in lines[0]
     assert "5.00x the baseline (goal ≥ 3.0x): met" in lines[1]
@@ -58,14 +84,26 @@ def test_accuracy_drop_uses_labels_when_there_are_some_else_agreement() -> None:
 
 def test_fraction_of_peak_and_the_printed_tables() -> None:
     rows = [dict(r) for r in ROWS]
-    results = [{"model": "mobilenetv2", "flops_per_sample": 600_000_000, "winners": {"1": "tflite-int8"},
-                "rows": rows, "skipped": {"openvino-fp32": "openvino not installed"},
-                "summary": [model_speed.summarize("mobilenetv2", 1, rows, "tflite-int8")]}]
+    results = [
+        {
+            "model": "mobilenetv2",
+            "flops_per_sample": 600_000_000,
+            "winners": {"1": "tflite-int8"},
+            "rows": rows,
+            "skipped": {"openvino-fp32": "openvino not installed"},
+            "summary": [model_speed.summarize("mobilenetv2", 1, rows, "tflite-int8")],
+        }
+    ]
     model_speed.add_fraction_of_peak(results, peak_gflops=2.0)
     assert rows[1]["fraction_of_peak"] == pytest.approx(0.25)
-    document = {"started_at": "now", "machine": {"cpu_model": "cpu", "cores": 2}, "peak": {"peak_gflops": 2.0},
-                "settings": {"threads": [1, 2]}, "models": results,
-                "load": {"loadavg_1m_mean": 1.0, "loadavg_1m_max": 2.0, "other_processes_cores_mean": 0.5}}
+    document = {
+        "started_at": "now",
+        "machine": {"cpu_model": "cpu", "cores": 2},
+        "peak": {"peak_gflops": 2.0},
+        "settings": {"threads": [1, 2]},
+        "models": results,
+        "load": {"loadavg_1m_mean": 1.0, "loadavg_1m_max": 2.0, "other_processes_cores_mean": 0.5},
+    }
     text = model_speed.render(document)
     assert "| 1 | tflite-int8 **(winner)** | 1 | 2.000 |" in text
     assert "Not measured: openvino-fp32: openvino not installed" in text
@@ -74,13 +112,30 @@ def test_fraction_of_peak_and_the_printed_tables() -> None:
 
 @pytest.mark.slow
 @pytest.mark.tf
-def test_a_quick_run_on_digits_measures_baseline_variants_and_peers(digits_dir: Path, tmp_path: Path,
-                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_quick_run_on_digits_measures_baseline_variants_and_peers(
+    digits_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "sources").mkdir()
     (tmp_path / "sources" / "digits").symlink_to(digits_dir)  # the session's trained model, not a new one
     out = tmp_path / "speed.json"
-    code = model_speed.main(["--models", "digits", "--batches", "1", "--threads", "1", "--seconds", "0.5",
-                             "--min-rounds", "3", "--workdir", str(tmp_path), "--out", str(out)])
+    code = model_speed.main(
+        [
+            "--models",
+            "digits",
+            "--batches",
+            "1",
+            "--threads",
+            "1",
+            "--seconds",
+            "0.5",
+            "--min-rounds",
+            "3",
+            "--workdir",
+            str(tmp_path),
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     document = json.loads(out.read_text())
     result = document["models"][0]
@@ -101,7 +156,16 @@ def test_a_quick_run_on_digits_measures_baseline_variants_and_peers(digits_dir: 
 
 
 def test_the_paired_penalty_table_shows_paired_over_alone() -> None:
-    text = paired_penalty.render([{"variant": "tflite-int8", "threads": 2, "paired_rounds_ms": 1.24,
-                                   "after_baseline_ms": 1.34, "after_baseline_and_one_call_ms": 1.13,
-                                   "alone_ms": 1.03}])
+    text = paired_penalty.render(
+        [
+            {
+                "variant": "tflite-int8",
+                "threads": 2,
+                "paired_rounds_ms": 1.24,
+                "after_baseline_ms": 1.34,
+                "after_baseline_and_one_call_ms": 1.13,
+                "alone_ms": 1.03,
+            }
+        ]
+    )
     assert "| tflite-int8 | 2 | 1.240 | 1.340 | 1.130 | 1.030 | 1.20x |" in text

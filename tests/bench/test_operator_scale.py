@@ -22,20 +22,43 @@ MANIFEST = json.dumps({"metadata": {"name": "mo-1", "namespace": "ml"}, "spec": 
 
 def test_the_instant_worker_writes_the_records_and_results_the_operator_reads(tmp_path: Path) -> None:
     run = tmp_path / "ml" / "mo-1" / "gen-1"
-    argv = ["/venv/bin/python", "stage", "benchmark", "evaluate", "--manifest-env", "M", "--run-uri", str(run),
-            "--target", "cpu"]
+    argv = [
+        "/venv/bin/python",
+        "stage",
+        "benchmark",
+        "evaluate",
+        "--manifest-env",
+        "M",
+        "--run-uri",
+        str(run),
+        "--target",
+        "cpu",
+    ]
     assert json.loads(complete_stages(argv, {"M": MANIFEST})) == {"status": "succeeded"}
     assert sorted(p.name for p in (run / "stages").iterdir()) == ["benchmark@cpu.json", "evaluate@cpu.json"]
     assert not (run / "results.json").exists()
-    complete_stages(["python", "stage", "select", "report", "--manifest-env", "M", "--run-uri", str(run)],
-                    {"M": MANIFEST})
+    complete_stages(
+        ["python", "stage", "select", "report", "--manifest-env", "M", "--run-uri", str(run)], {"M": MANIFEST}
+    )
     results = json.loads((run / "results.json").read_text())
     assert results["name"] == "mo-1" and results["selection"]["winner"] == "tflite-int8"
 
 
 def _record(verb: str, resource: str, name: str, at: float, status: int = 201) -> RequestRecord:
-    return RequestRecord(method="POST", path="/", query={}, verb=verb, group=None, version="v1", resource=resource,
-                         subresource=None, namespace="ml", name=name, timestamp=at, status=status)
+    return RequestRecord(
+        method="POST",
+        path="/",
+        query={},
+        verb=verb,
+        group=None,
+        version="v1",
+        resource=resource,
+        subresource=None,
+        namespace="ml",
+        name=name,
+        timestamp=at,
+        status=status,
+    )
 
 
 class FakeHistory:
@@ -43,19 +66,26 @@ class FakeHistory:
         self.records = records
 
     def creates(self, *, resource: str, succeeded: bool) -> list[RequestRecord]:
-        return [r for r in self.records if r.verb == "create" and r.resource == resource
-                and (r.status is not None and 200 <= r.status < 300) == succeeded]
+        return [
+            r
+            for r in self.records
+            if r.verb == "create"
+            and r.resource == resource
+            and (r.status is not None and 200 <= r.status < 300) == succeeded
+        ]
 
 
 def test_cr_to_first_job_latency_pairs_each_resource_with_its_own_first_job() -> None:
-    history = FakeHistory([
-        _record("create", "modeloptimizations", "mo-00001", 10.0),
-        _record("create", "modeloptimizations", "mo-00002", 10.5),
-        _record("create", "jobs", "mo-00002-g1-prepare-a1", 10.7),
-        _record("create", "jobs", "mo-00001-g1-prepare-a1", 11.2, status=409),  # a failed attempt is not it
-        _record("create", "jobs", "mo-00001-g1-prepare-a1", 11.5),
-        _record("create", "jobs", "mo-00001-g1-measure-cpu-a1", 16.0),
-    ])
+    history = FakeHistory(
+        [
+            _record("create", "modeloptimizations", "mo-00001", 10.0),
+            _record("create", "modeloptimizations", "mo-00002", 10.5),
+            _record("create", "jobs", "mo-00002-g1-prepare-a1", 10.7),
+            _record("create", "jobs", "mo-00001-g1-prepare-a1", 11.2, status=409),  # a failed attempt is not it
+            _record("create", "jobs", "mo-00001-g1-prepare-a1", 11.5),
+            _record("create", "jobs", "mo-00001-g1-measure-cpu-a1", 16.0),
+        ]
+    )
     api = SimpleNamespace(history=history)
     latencies = operator_scale.first_job_latencies(api, ["mo-00001", "mo-00002", "mo-00003"])  # type: ignore[arg-type]
     assert latencies == pytest.approx({"mo-00001": 1.5, "mo-00002": 0.2})
@@ -73,10 +103,15 @@ def test_percentiles_and_growth_exponents() -> None:
 @pytest.mark.operator
 @pytest.mark.slow
 def test_a_small_run_brings_every_resource_to_succeeded_with_one_job_per_step(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "scale.json"
-    assert operator_scale.main(["--counts", "6", "--interval", "0.5", "--rate", "20", "--timeout", "90",
-                                "--out", str(out)]) == 0
+    assert (
+        operator_scale.main(
+            ["--counts", "6", "--interval", "0.5", "--rate", "20", "--timeout", "90", "--out", str(out)]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())["results"][0]
     assert result["all_succeeded"] and result["succeeded"] == 6
     assert result["create_seconds"] >= 5 / 20  # paced: the sixth resource is created 0.25 s after the first

@@ -15,18 +15,42 @@ from sources import make_source_in_subprocess, manifest
 
 
 def _document(stages: list[dict[str, object]]) -> dict[str, object]:
-    return {"started_at": "now", "machine": {"cpu_model": "cpu", "cores": 2},
-            "load": {"loadavg_1m_mean": 1.0, "loadavg_1m_max": 1.5, "other_processes_cores_mean": 0.2},
-            "import_tensorflow": {"process_seconds": 3.0, "cpu_seconds": 2.9, "process_peak_rss_bytes": 500 * 2**20},
-            "models": [{"model": "digits", "stages": stages, "total_stage_seconds": 5.5, "total_process_seconds": 8.0,
-                        "peak_rss_bytes": 700 * 2**20}]}
+    return {
+        "started_at": "now",
+        "machine": {"cpu_model": "cpu", "cores": 2},
+        "load": {"loadavg_1m_mean": 1.0, "loadavg_1m_max": 1.5, "other_processes_cores_mean": 0.2},
+        "import_tensorflow": {"process_seconds": 3.0, "cpu_seconds": 2.9, "process_peak_rss_bytes": 500 * 2**20},
+        "models": [
+            {
+                "model": "digits",
+                "stages": stages,
+                "total_stage_seconds": 5.5,
+                "total_process_seconds": 8.0,
+                "peak_rss_bytes": 700 * 2**20,
+            }
+        ],
+    }
 
 
 def test_the_table_has_a_row_per_stage_and_a_total() -> None:
-    stages = [{"stage": "inspect", "seconds": 4.0, "process_seconds": 5.5, "cpu_seconds": 5.0,
-               "process_peak_rss_bytes": 700 * 2**20, "status": "succeeded"},
-              {"stage": "select", "seconds": 1.5, "process_seconds": 2.5, "cpu_seconds": 0.4,
-               "process_peak_rss_bytes": 50 * 2**20, "status": "succeeded"}]
+    stages = [
+        {
+            "stage": "inspect",
+            "seconds": 4.0,
+            "process_seconds": 5.5,
+            "cpu_seconds": 5.0,
+            "process_peak_rss_bytes": 700 * 2**20,
+            "status": "succeeded",
+        },
+        {
+            "stage": "select",
+            "seconds": 1.5,
+            "process_seconds": 2.5,
+            "cpu_seconds": 0.4,
+            "process_peak_rss_bytes": 50 * 2**20,
+            "status": "succeeded",
+        },
+    ]
     text = pipeline_cost.render(_document(stages))
     assert "| inspect | 4.0 | 5.5 | 5.0 | 700 | succeeded |" in text
     assert "| **total** | 5.5 | 8.0 | 5.4 | 700 |  |" in text

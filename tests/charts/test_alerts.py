@@ -20,10 +20,19 @@ ALERTS = ROOT / "charts" / "optismith" / "files" / "alerts.yaml"
 ALERT_TESTS = Path(__file__).with_name("alerts_test.yaml")
 DASHBOARD = ROOT / "charts" / "optismith" / "files" / "dashboard.json"
 METRICS_DOC = ROOT / "docs" / "metrics.md"
-REQUIRED_ALERTS = {"OptismithOptimizationsFailing", "OptismithAccuracyGateFailing", "OptismithJobsQueued",
-                   "OptismithOperatorDown", "OptismithReconcileErrors"}
-SUFFIXES = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count", "_created"),
-            "info": ("_info",), "gauge": ("",)}
+REQUIRED_ALERTS = {
+    "OptismithOptimizationsFailing",
+    "OptismithAccuracyGateFailing",
+    "OptismithJobsQueued",
+    "OptismithOperatorDown",
+    "OptismithReconcileErrors",
+}
+SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "histogram": ("_bucket", "_sum", "_count", "_created"),
+    "info": ("_info",),
+    "gauge": ("",),
+}
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:

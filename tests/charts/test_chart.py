@@ -22,21 +22,33 @@ CUSTOM: dict[str, Any] = {
     "rbac": {"scope": "namespaced"},
     "watchNamespaces": ["ml-team-a", "ml-team-b"],
     "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/optismith"}},
-    "s3": {"existingSecret": "optismith-s3", "accessKeyIdKey": "id", "secretAccessKeyKey": "secret",
-           "endpoint": "http://seaweedfs.storage:8333", "region": "eu-west-1", "pathStyle": True},
+    "s3": {
+        "existingSecret": "optismith-s3",
+        "accessKeyIdKey": "id",
+        "secretAccessKeyKey": "secret",
+        "endpoint": "http://seaweedfs.storage:8333",
+        "region": "eu-west-1",
+        "pathStyle": True,
+    },
     "image": {"repository": "registry.example.com/optismith/operator", "tag": "0.1.0-rc1", "pullPolicy": "Always"},
     "worker": {
-        "image": {"cpu": {"repository": "registry.example.com/optismith/worker-cpu", "tag": "0.1.0-rc1"},
-                  "gpu": {"repository": "registry.example.com/optismith/worker-gpu", "tag": "0.1.0-rc1"}},
-        "resources": {"cpu": {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"cpu": "4", "memory": "8Gi"}},
-                      "gpu": {"requests": {"cpu": "4", "memory": "16Gi"}, "limits": {"cpu": "8", "memory": "32Gi"}}},
+        "image": {
+            "cpu": {"repository": "registry.example.com/optismith/worker-cpu", "tag": "0.1.0-rc1"},
+            "gpu": {"repository": "registry.example.com/optismith/worker-gpu", "tag": "0.1.0-rc1"},
+        },
+        "resources": {
+            "cpu": {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"cpu": "4", "memory": "8Gi"}},
+            "gpu": {"requests": {"cpu": "4", "memory": "16Gi"}, "limits": {"cpu": "8", "memory": "32Gi"}},
+        },
         "serviceAccountName": "optismith-worker",
         "extraEnv": {"OPTISMITH_S3_MAX_ATTEMPTS": "8"},
     },
     "operator": {"maxJobs": 6, "maxGpuJobs": 2, "reconcileInterval": 10},
     "resources": {"requests": {"cpu": "200m", "memory": "300Mi"}, "limits": {"cpu": "2", "memory": "1Gi"}},
-    "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
-                "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}}},
+    "metrics": {
+        "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+        "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+    },
     "grafana": {"dashboard": {"enabled": True, "namespace": "monitoring"}},
 }
 VALUE_SETS = {"default": {}, "custom": CUSTOM}
@@ -44,43 +56,99 @@ VALUE_SETS = {"default": {}, "custom": CUSTOM}
 # kubernetes-validate knows only built-in kinds. The Prometheus operator's CRDs get a minimal schema
 # of the fields we set, strict (no unknown fields), so a typo still fails.
 _STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
-_METADATA = {"type": "object", "required": ["name", "namespace"], "properties": {
-    "name": {"type": "string"}, "namespace": {"type": "string"}, "labels": _STRING_MAP}}
+_METADATA = {
+    "type": "object",
+    "required": ["name", "namespace"],
+    "properties": {"name": {"type": "string"}, "namespace": {"type": "string"}, "labels": _STRING_MAP},
+}
 MONITORING_SCHEMAS: dict[str, dict[str, Any]] = {
     "ServiceMonitor": {
-        "type": "object", "required": ["apiVersion", "kind", "metadata", "spec"], "additionalProperties": False,
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "additionalProperties": False,
         "properties": {
-            "apiVersion": {"const": "monitoring.coreos.com/v1"}, "kind": {"const": "ServiceMonitor"},
+            "apiVersion": {"const": "monitoring.coreos.com/v1"},
+            "kind": {"const": "ServiceMonitor"},
             "metadata": _METADATA,
-            "spec": {"type": "object", "required": ["selector", "endpoints"], "additionalProperties": False,
-                     "properties": {
-                         "jobLabel": {"type": "string"},
-                         "selector": {"type": "object", "additionalProperties": False,
-                                      "properties": {"matchLabels": _STRING_MAP}},
-                         "namespaceSelector": {"type": "object", "additionalProperties": False, "properties": {
-                             "matchNames": {"type": "array", "items": {"type": "string"}}}},
-                         "endpoints": {"type": "array", "minItems": 1, "items": {
-                             "type": "object", "required": ["port"], "additionalProperties": False,
-                             "properties": {"port": {"type": "string"}, "path": {"type": "string"},
-                                            "interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
-                                            "scrapeTimeout": {"type": "string",
-                                                              "pattern": "^[0-9]+(ms|s|m|h)$"}}}}}},
+            "spec": {
+                "type": "object",
+                "required": ["selector", "endpoints"],
+                "additionalProperties": False,
+                "properties": {
+                    "jobLabel": {"type": "string"},
+                    "selector": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {"matchLabels": _STRING_MAP},
+                    },
+                    "namespaceSelector": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {"matchNames": {"type": "array", "items": {"type": "string"}}},
+                    },
+                    "endpoints": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "required": ["port"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "port": {"type": "string"},
+                                "path": {"type": "string"},
+                                "interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
+                                "scrapeTimeout": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
+                            },
+                        },
+                    },
+                },
+            },
         },
     },
     "PrometheusRule": {
-        "type": "object", "required": ["apiVersion", "kind", "metadata", "spec"], "additionalProperties": False,
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "additionalProperties": False,
         "properties": {
-            "apiVersion": {"const": "monitoring.coreos.com/v1"}, "kind": {"const": "PrometheusRule"},
+            "apiVersion": {"const": "monitoring.coreos.com/v1"},
+            "kind": {"const": "PrometheusRule"},
             "metadata": _METADATA,
-            "spec": {"type": "object", "required": ["groups"], "additionalProperties": False, "properties": {
-                "groups": {"type": "array", "minItems": 1, "items": {
-                    "type": "object", "required": ["name", "rules"], "additionalProperties": False,
-                    "properties": {"name": {"type": "string"}, "interval": {"type": "string"}, "rules": {
-                        "type": "array", "minItems": 1, "items": {
-                            "type": "object", "required": ["alert", "expr"], "additionalProperties": False,
-                            "properties": {"alert": {"type": "string"}, "expr": {"type": "string"},
-                                           "for": {"type": "string"}, "labels": _STRING_MAP,
-                                           "annotations": _STRING_MAP}}}}}}}},
+            "spec": {
+                "type": "object",
+                "required": ["groups"],
+                "additionalProperties": False,
+                "properties": {
+                    "groups": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "required": ["name", "rules"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "name": {"type": "string"},
+                                "interval": {"type": "string"},
+                                "rules": {
+                                    "type": "array",
+                                    "minItems": 1,
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["alert", "expr"],
+                                        "additionalProperties": False,
+                                        "properties": {
+                                            "alert": {"type": "string"},
+                                            "expr": {"type": "string"},
+                                            "for": {"type": "string"},
+                                            "labels": _STRING_MAP,
+                                            "annotations": _STRING_MAP,
+                                        },
+                                    },
+                                },
+                            },
+                        },
+                    }
+                },
+            },
         },
     },
 }
@@ -158,22 +226,26 @@ def test_strict_validation_catches_an_unknown_field(rendered: dict[str, list[dic
 
 def test_chart_crd_is_the_generated_crd() -> None:
     chart_crd = CHART / "crds" / "modeloptimizations.optismith.io.yaml"
-    assert chart_crd.read_bytes() == (ROOT / "crds" / "modeloptimizations.optismith.io.yaml").read_bytes(), \
+    assert chart_crd.read_bytes() == (ROOT / "crds" / "modeloptimizations.optismith.io.yaml").read_bytes(), (
         "charts/optismith/crds/ is stale: run `make crd`"
+    )
     assert [p.name for p in (CHART / "crds").iterdir()] == [chart_crd.name]
     kubernetes_validate.validate(yaml.safe_load(chart_crd.read_text()), KUBE_VERSION, strict=True)
 
 
-@pytest.mark.parametrize(("values", "error"), [
-    ({"rbac": {"scope": "everything"}}, "/rbac/scope"),
-    ({"rbac": {"scope": "namespaced"}}, "/watchNamespaces"),
-    ({"watchNamespaces": ["Not_A_Namespace"]}, "/watchNamespaces/0"),
-    ({"operator": {"maxJobs": 0}}, "/operator/maxJobs"),
-    ({"worker": {"resources": {"cpu": {"request": {"cpu": "1"}}}}}, "/worker/resources/cpu"),
-    ({"s3": {"existingSecret": "x", "endpoint": "seaweedfs:8333"}}, "/s3/endpoint"),
-    ({"metrics": {"serviceMonitor": {"enabled": "yes"}}}, "/metrics/serviceMonitor/enabled"),
-    ({"imagePullPolicy": "Always"}, "imagePullPolicy"),
-])
+@pytest.mark.parametrize(
+    ("values", "error"),
+    [
+        ({"rbac": {"scope": "everything"}}, "/rbac/scope"),
+        ({"rbac": {"scope": "namespaced"}}, "/watchNamespaces"),
+        ({"watchNamespaces": ["Not_A_Namespace"]}, "/watchNamespaces/0"),
+        ({"operator": {"maxJobs": 0}}, "/operator/maxJobs"),
+        ({"worker": {"resources": {"cpu": {"request": {"cpu": "1"}}}}}, "/worker/resources/cpu"),
+        ({"s3": {"existingSecret": "x", "endpoint": "seaweedfs:8333"}}, "/s3/endpoint"),
+        ({"metrics": {"serviceMonitor": {"enabled": "yes"}}}, "/metrics/serviceMonitor/enabled"),
+        ({"imagePullPolicy": "Always"}, "imagePullPolicy"),
+    ],
+)
 def test_values_schema_rejects_bad_values(chart: Any, values: dict[str, Any], error: str) -> None:
     with pytest.raises(helm.HelmValuesError, match=error):
         chart.render(values, name=RELEASE, namespace=NAMESPACE)
@@ -195,8 +267,9 @@ def test_operator_arguments_parse_with_the_cli(rendered: dict[str, list[dict[str
         assert probe["httpGet"] == {"path": "/healthz", "port": "healthz"}
 
 
-def test_operator_settings_come_from_the_values(rendered: dict[str, list[dict[str, Any]]],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_operator_settings_come_from_the_values(
+    rendered: dict[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from optismith.controller.handlers import OperatorSettings
 
     env = env_of(rendered["custom"])
@@ -214,12 +287,16 @@ def test_operator_settings_come_from_the_values(rendered: dict[str, list[dict[st
     assert settings.worker.service_account == "optismith-worker"
     # Workers get the operator's S3 endpoint settings; an explicit worker.extraEnv wins.
     assert dict(settings.worker.extra_env) == {
-        "OPTISMITH_S3_ENDPOINT": "http://seaweedfs.storage:8333", "AWS_REGION": "eu-west-1",
-        "OPTISMITH_S3_PATH_STYLE": "true", "OPTISMITH_S3_MAX_ATTEMPTS": "8"}
+        "OPTISMITH_S3_ENDPOINT": "http://seaweedfs.storage:8333",
+        "AWS_REGION": "eu-west-1",
+        "OPTISMITH_S3_PATH_STYLE": "true",
+        "OPTISMITH_S3_MAX_ATTEMPTS": "8",
+    }
 
 
-def test_default_worker_settings_match_the_operator_defaults(rendered: dict[str, list[dict[str, Any]]],
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_worker_settings_match_the_operator_defaults(
+    rendered: dict[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from optismith.controller.handlers import OperatorSettings
     from optismith.controller.specs import WorkerDefaults
 
@@ -228,20 +305,27 @@ def test_default_worker_settings_match_the_operator_defaults(rendered: dict[str,
     settings = OperatorSettings.from_env()
     assert settings.worker == WorkerDefaults()
     assert (settings.max_jobs, settings.max_gpu_jobs, settings.interval) == (
-        OperatorSettings.max_jobs, OperatorSettings.max_gpu_jobs, OperatorSettings.interval)
+        OperatorSettings.max_jobs,
+        OperatorSettings.max_gpu_jobs,
+        OperatorSettings.interval,
+    )
 
 
-def test_s3_credentials_from_an_existing_secret_or_workload_identity(
-        rendered: dict[str, list[dict[str, Any]]]) -> None:
+def test_s3_credentials_from_an_existing_secret_or_workload_identity(rendered: dict[str, list[dict[str, Any]]]) -> None:
     env = env_of(rendered["custom"])
     assert env["AWS_ACCESS_KEY_ID"] == {"secretKeyRef": {"name": "optismith-s3", "key": "id"}}
     assert env["AWS_SECRET_ACCESS_KEY"] == {"secretKeyRef": {"name": "optismith-s3", "key": "secret"}}
     assert (env["OPTISMITH_S3_ENDPOINT"], env["AWS_REGION"], env["OPTISMITH_S3_PATH_STYLE"]) == (
-        "http://seaweedfs.storage:8333", "eu-west-1", "true")
+        "http://seaweedfs.storage:8333",
+        "eu-west-1",
+        "true",
+    )
     account = one(rendered["custom"], "ServiceAccount")
     assert account["metadata"]["annotations"] == CUSTOM["serviceAccount"]["annotations"]
-    assert one(rendered["custom"], "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == \
-        account["metadata"]["name"]
+    assert (
+        one(rendered["custom"], "Deployment")["spec"]["template"]["spec"]["serviceAccountName"]
+        == account["metadata"]["name"]
+    )
     default_env = env_of(rendered["default"])
     assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "OPTISMITH_S3_ENDPOINT"} & set(default_env)
     assert "annotations" not in one(rendered["default"], "ServiceAccount")["metadata"]
@@ -261,11 +345,17 @@ def test_operator_pod_is_locked_down(rendered: dict[str, list[dict[str, Any]]], 
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert "emptyDir" in volumes[mounts["/tmp"]]
     resources = pod["containers"][0]["resources"]
-    assert resources == (CUSTOM["resources"] if values == "custom" else {
-        "requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}})
+    assert resources == (
+        CUSTOM["resources"]
+        if values == "custom"
+        else {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
+    )
     image = pod["containers"][0]["image"]
-    assert image == ("registry.example.com/optismith/operator:0.1.0-rc1" if values == "custom"
-                     else "ghcr.io/optismith/operator:0.1.0")
+    assert image == (
+        "registry.example.com/optismith/operator:0.1.0-rc1"
+        if values == "custom"
+        else "ghcr.io/optismith/operator:0.1.0"
+    )
 
 
 def _rules() -> dict[str, list[dict[str, Any]]]:
@@ -296,8 +386,11 @@ def test_namespaced_rbac_grants_only_the_watched_namespaces(rendered: dict[str, 
     assert all(r["rules"] == rules["namespaced"] for r in roles)
     account = one(documents, "ServiceAccount")["metadata"]["name"]
     for binding in bindings:
-        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                      "name": roles[0]["metadata"]["name"]}
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": roles[0]["metadata"]["name"],
+        }
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}]
 
 
@@ -311,8 +404,10 @@ def test_monitoring_objects_are_optional(rendered: dict[str, list[dict[str, Any]
     assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"] == "http-metrics"
     # The alerts match on job: the jobLabel gives job="optismith-operator" whatever the release name.
     assert service["metadata"]["labels"][monitor["spec"]["jobLabel"]] == "optismith-operator"
-    assert service["spec"]["selector"].items() <= one(documents, "Deployment")["spec"]["template"]["metadata"][
-        "labels"].items()
+    assert (
+        service["spec"]["selector"].items()
+        <= one(documents, "Deployment")["spec"]["template"]["metadata"]["labels"].items()
+    )
 
 
 def test_prometheus_rule_is_the_alerts_file(rendered: dict[str, list[dict[str, Any]]]) -> None:
@@ -336,10 +431,17 @@ def test_dashboard_variables_and_panels() -> None:
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
     exprs = {p["title"]: " ".join(t["expr"] for t in p["targets"]) for p in panels}
-    for metric in ("optismith_benchmark_latency_seconds", "optismith_variant_speedup_ratio",
-                   "optismith_variant_size_bytes", "optismith_variant_accuracy_delta_ratio",
-                   "optismith_stage_duration_seconds_bucket", 'optismith_jobs_finished_total{result="failed"}',
-                   "optismith_queued_steps", "optismith_resources", "optismith_reconcile_errors_total"):
+    for metric in (
+        "optismith_benchmark_latency_seconds",
+        "optismith_variant_speedup_ratio",
+        "optismith_variant_size_bytes",
+        "optismith_variant_accuracy_delta_ratio",
+        "optismith_stage_duration_seconds_bucket",
+        'optismith_jobs_finished_total{result="failed"}',
+        "optismith_queued_steps",
+        "optismith_resources",
+        "optismith_reconcile_errors_total",
+    ):
         assert any(metric in expr for expr in exprs.values()), metric
     for title, expr in exprs.items():
         if "optismith_benchmark" in expr or "optismith_variant" in expr:

@@ -63,7 +63,11 @@ def test_written_status_overlays_a_lagging_observation_until_it_catches_up_or_ex
     written.remember(key, 1, {"phase": "Running", "observedGeneration": 1})
     written.remember(key, 1, {"stages": ["prepare"]})
     assert written.view(key, 1, {"phase": None, "other": 1}) == {
-        "phase": "Running", "observedGeneration": 1, "stages": ["prepare"], "other": 1}
+        "phase": "Running",
+        "observedGeneration": 1,
+        "stages": ["prepare"],
+        "other": 1,
+    }
     assert written.view(key, 2, {"phase": None}) == {"phase": None}  # a new generation: the old write is moot
     written.remember(key, 1, {"phase": "Running"})
     caught_up = {"phase": "Running", "observedGeneration": 1, "stages": ["prepare"]}
@@ -76,15 +80,19 @@ def test_written_status_overlays_a_lagging_observation_until_it_catches_up_or_ex
     assert len(written) == 0
 
 
-@pytest.mark.parametrize(("status", "generation", "in_progress"), [
-    ({}, 1, True),
-    ({"observedGeneration": 1, "phase": "Running"}, 1, True),
-    ({"observedGeneration": 1, "phase": "Succeeded"}, 1, False),
-    ({"observedGeneration": 1, "phase": "Failed"}, 1, False),
-    ({"observedGeneration": 1, "phase": "Succeeded"}, 2, True),  # the spec changed: a new run
-])
-def test_the_timer_runs_only_while_a_run_can_still_change(status: dict[str, Any], generation: int,
-                                                          in_progress: bool) -> None:
+@pytest.mark.parametrize(
+    ("status", "generation", "in_progress"),
+    [
+        ({}, 1, True),
+        ({"observedGeneration": 1, "phase": "Running"}, 1, True),
+        ({"observedGeneration": 1, "phase": "Succeeded"}, 1, False),
+        ({"observedGeneration": 1, "phase": "Failed"}, 1, False),
+        ({"observedGeneration": 1, "phase": "Succeeded"}, 2, True),  # the spec changed: a new run
+    ],
+)
+def test_the_timer_runs_only_while_a_run_can_still_change(
+    status: dict[str, Any], generation: int, in_progress: bool
+) -> None:
     assert handlers._in_progress(status=status, meta={"generation": generation}) is in_progress
 
 
@@ -115,20 +123,32 @@ class FakeClient:
 
 
 def _memo() -> kopf.Memo:
-    return kopf.Memo(client=FakeClient(), counted_jobs=set(), locks={}, recent_jobs=RecentCreations(),
-                     active_jobs=ActiveJobs(), written_status=WrittenStatus(ttl=10.0))
+    return kopf.Memo(
+        client=FakeClient(),
+        counted_jobs=set(),
+        locks={},
+        recent_jobs=RecentCreations(),
+        active_jobs=ActiveJobs(),
+        written_status=WrittenStatus(ttl=10.0),
+    )
 
 
 def _body(name: str = "m") -> dict[str, Any]:
-    return {"apiVersion": "optismith.io/v1alpha1", "kind": "ModelOptimization",
-            "metadata": {"name": name, "namespace": "ml", "uid": f"uid-{name}", "generation": 1},
-            "spec": {"model": {"uri": "/models/m"}, "output": {"uri": "/runs"}, "calibration": {"synthetic": True}}}
+    return {
+        "apiVersion": "optismith.io/v1alpha1",
+        "kind": "ModelOptimization",
+        "metadata": {"name": name, "namespace": "ml", "uid": f"uid-{name}", "generation": 1},
+        "spec": {"model": {"uri": "/models/m"}, "output": {"uri": "/runs"}, "calibration": {"synthetic": True}},
+    }
 
 
 def _reconcile(body: dict[str, Any], memo: kopf.Memo, jobs: dict[Any, Any]) -> kopf.Patch:
     patch = kopf.Patch()
-    asyncio.run(handlers._reconcile(body, body["spec"], body["metadata"], {}, "ml", body["metadata"]["name"],
-                                    patch, memo, jobs, {}))
+    asyncio.run(
+        handlers._reconcile(
+            body, body["spec"], body["metadata"], {}, "ml", body["metadata"]["name"], patch, memo, jobs, {}
+        )
+    )
     return patch
 
 
@@ -150,9 +170,16 @@ def test_a_status_written_moments_ago_is_not_written_again_while_the_watch_lags(
 
 
 def _running_job(name: str, owner: str) -> dict[str, Any]:
-    return job_summary({"metadata": {"name": name, "labels": job_labels(owner, 1, JobStep("prepare"), 1),
-                                     "creationTimestamp": "2026-01-01T00:00:00Z"},
-                        "status": {"active": 1, "startTime": "2026-01-01T00:00:01Z"}})
+    return job_summary(
+        {
+            "metadata": {
+                "name": name,
+                "labels": job_labels(owner, 1, JobStep("prepare"), 1),
+                "creationTimestamp": "2026-01-01T00:00:00Z",
+            },
+            "status": {"active": 1, "startTime": "2026-01-01T00:00:01Z"},
+        }
+    )
 
 
 def test_free_slots_are_counted_only_when_a_step_is_ready_to_start() -> None:

@@ -16,8 +16,10 @@ def test_series_follow_the_resource_lifecycle() -> None:
     metrics = OperatorMetrics()
     metrics.observe_results("ml", "digits", RESULTS)
     text = scrape(metrics)
-    assert ('optismith_benchmark_latency_seconds{name="digits",namespace="ml",quantile="0.99",target="cpu",'
-            'variant="tflite-int8"} 0.00052') in text
+    assert (
+        'optismith_benchmark_latency_seconds{name="digits",namespace="ml",quantile="0.99",target="cpu",'
+        'variant="tflite-int8"} 0.00052'
+    ) in text
     assert 'optismith_winner_info{name="digits",namespace="ml",target="cpu",variant="tflite-int8"} 1.0' in text
     assert "optismith_build_info" in text
     metrics.set_phase("ml", "digits", "Succeeded")

@@ -9,21 +9,36 @@ from optismith.controller.specs import JobStep
 from optismith.spec import parse_spec
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
-SPEC = parse_spec({
-    "model": {"uri": "s3://m/x"}, "output": {"uri": "s3://r"}, "calibration": {"synthetic": True},
-    "targets": [{"name": "cpu"}, {"name": "gpu", "kind": "gpu"}],
-    "execution": {"maxAttempts": 2, "backoff": "10s", "unschedulableTimeout": "60s"},
-    "promotion": {"uri": "s3://p/x"},
-})
+SPEC = parse_spec(
+    {
+        "model": {"uri": "s3://m/x"},
+        "output": {"uri": "s3://r"},
+        "calibration": {"synthetic": True},
+        "targets": [{"name": "cpu"}, {"name": "gpu", "kind": "gpu"}],
+        "execution": {"maxAttempts": 2, "backoff": "10s", "unschedulableTimeout": "60s"},
+        "promotion": {"uri": "s3://p/x"},
+    }
+)
 
 
 def job(step: JobStep, state: str, attempt: int = 1, generation: int = 1, **kw) -> JobView:
-    return JobView(name=f"x-g{generation}-{step.key}-a{attempt}", generation=generation, step=step,
-                   attempt=attempt, state=state, **kw)  # type: ignore[arg-type]
+    return JobView(
+        name=f"x-g{generation}-{step.key}-a{attempt}",
+        generation=generation,
+        step=step,
+        attempt=attempt,
+        state=state,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
-PREPARE, CPU, GPU, FINAL, PROMOTE = (JobStep("prepare"), JobStep("measure", "cpu"), JobStep("measure", "gpu"),
-                                     JobStep("finalize"), JobStep("promote"))
+PREPARE, CPU, GPU, FINAL, PROMOTE = (
+    JobStep("prepare"),
+    JobStep("measure", "cpu"),
+    JobStep("measure", "gpu"),
+    JobStep("finalize"),
+    JobStep("promote"),
+)
 
 
 def test_fresh_resource_starts_prepare_only() -> None:
@@ -49,15 +64,17 @@ def test_whole_plan_succeeds() -> None:
 
 
 def test_failed_job_is_retried_after_backoff_then_fails_the_run() -> None:
-    failed = job(PREPARE, "failed", finished_at=NOW - dt.timedelta(seconds=5), message="S3 unreachable",
-                 reason="StorageError")
+    failed = job(
+        PREPARE, "failed", finished_at=NOW - dt.timedelta(seconds=5), message="S3 unreachable", reason="StorageError"
+    )
     waiting = decide(SPEC, 1, [failed], NOW)
     assert waiting.create == [] and waiting.phase == "Retrying"
     assert waiting.requeue_after is not None and 4 <= waiting.requeue_after <= 5
     due = decide(SPEC, 1, [failed], NOW + dt.timedelta(seconds=6))
     assert due.create == [(PREPARE, 2)]
-    final = decide(SPEC, 1, [failed, job(PREPARE, "failed", attempt=2, message="S3 unreachable",
-                                         reason="StorageError")], NOW)
+    final = decide(
+        SPEC, 1, [failed, job(PREPARE, "failed", attempt=2, message="S3 unreachable", reason="StorageError")], NOW
+    )
     assert final.phase == "Failed" and final.reason == "StorageError"
     assert "after 2 attempt(s)" in final.message and "S3 unreachable" in final.message
 
@@ -70,8 +87,12 @@ def test_spec_change_supersedes_old_jobs() -> None:
 
 def test_unschedulable_gpu_job_fails_the_run_after_the_timeout() -> None:
     base = [job(PREPARE, "succeeded"), job(CPU, "succeeded")]
-    pending = job(GPU, "unschedulable", unschedulable_since=NOW - dt.timedelta(seconds=30),
-                  message="0/1 nodes are available: 1 Insufficient nvidia.com/gpu.")
+    pending = job(
+        GPU,
+        "unschedulable",
+        unschedulable_since=NOW - dt.timedelta(seconds=30),
+        message="0/1 nodes are available: 1 Insufficient nvidia.com/gpu.",
+    )
     early = decide(SPEC, 1, [*base, pending], NOW)
     assert early.phase == "Running" and "unschedulable" in early.message
     late = decide(SPEC, 1, [*base, pending], NOW + dt.timedelta(seconds=31))

@@ -20,22 +20,30 @@ SPEC: dict[str, Any] = {
     "model": {"uri": "s3://models/resnet/"},
     "output": {"uri": "s3://runs/opt"},
     "calibration": {"uri": "s3://data/calib.npz"},
-    "storage": {"endpoint": "http://minio:9000", "pathStyle": True,
-                "credentialsSecret": {"name": "s3-creds"}},
+    "storage": {"endpoint": "http://minio:9000", "pathStyle": True, "credentialsSecret": {"name": "s3-creds"}},
     "targets": [
         {"name": "cpu"},
-        {"name": "t4", "kind": "gpu", "image": "registry.example/worker-gpu:1", "gpus": 2,
-         "nodeSelector": {"nvidia.com/gpu.product": "Tesla-T4"},
-         "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-         "resources": {"limits": {"memory": "24Gi"}}},
+        {
+            "name": "t4",
+            "kind": "gpu",
+            "image": "registry.example/worker-gpu:1",
+            "gpus": 2,
+            "nodeSelector": {"nvidia.com/gpu.product": "Tesla-T4"},
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            "resources": {"limits": {"memory": "24Gi"}},
+        },
     ],
 }
 
 
 def body(generation: int = 3) -> dict[str, Any]:
-    return {"apiVersion": "optismith.io/v1alpha1", "kind": "ModelOptimization",
-            "metadata": {"name": "resnet", "namespace": "ml", "generation": generation, "uid": "u-1"},
-            "spec": SPEC, "status": {"phase": "Running"}}
+    return {
+        "apiVersion": "optismith.io/v1alpha1",
+        "kind": "ModelOptimization",
+        "metadata": {"name": "resnet", "namespace": "ml", "generation": generation, "uid": "u-1"},
+        "spec": SPEC,
+        "status": {"phase": "Running"},
+    }
 
 
 def test_gpu_target_job_has_image_gpu_limits_node_selector_and_tolerations() -> None:

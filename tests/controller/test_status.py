@@ -13,8 +13,6 @@ T0 = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 T1 = T0 + dt.timedelta(minutes=5)
 
 
-
-
 def conditions(status: dict) -> dict[str, dict]:
     return {c["type"]: c for c in status["conditions"]}
 
@@ -34,22 +32,49 @@ def test_running_then_succeeded() -> None:
     assert c["Ready"]["status"] == "False" and c["Stalled"]["status"] == "False"
     for condition in running["conditions"]:
         assert set(condition) == {"type", "status", "reason", "message", "observedGeneration", "lastTransitionTime"}
-    done = build_status(running, Decision("Succeeded", "Completed", "ok"), 1, "s3://r/x", T1, RESULTS,
-                        {"promoted": True, "uri": "s3://p/x", "digest": "sha256:ab", "variant": "tflite-int8"},
-                        promotion_configured=True)
+    done = build_status(
+        running,
+        Decision("Succeeded", "Completed", "ok"),
+        1,
+        "s3://r/x",
+        T1,
+        RESULTS,
+        {"promoted": True, "uri": "s3://p/x", "digest": "sha256:ab", "variant": "tflite-int8"},
+        promotion_configured=True,
+    )
     c = conditions(done)
-    assert {k: c[k]["status"] for k in c} == {"Succeeded": "True", "Ready": "True", "Reconciling": "False",
-                                              "Stalled": "False", "AccuracyGatePassed": "True", "Promoted": "True"}
+    assert {k: c[k]["status"] for k in c} == {
+        "Succeeded": "True",
+        "Ready": "True",
+        "Reconciling": "False",
+        "Stalled": "False",
+        "AccuracyGatePassed": "True",
+        "Promoted": "True",
+    }
     assert done["winner"]["variant"] == "tflite-int8" and done["winner"]["speedup"] == "3.10x"
     assert done["promoted"] == {"uri": "s3://p/x", "digest": "sha256:ab", "variant": "tflite-int8"}
     assert done["observedGeneration"] == 1
 
 
 def test_no_variant_passed_is_stalled_not_ready() -> None:
-    failed_gate = {"selection": {**RESULTS["selection"], "winner": None, "outcome": "no-variant-passed",
-                                 "message": "no variant passed: accuracy drop above 1%"}}
-    status = build_status({}, Decision("Succeeded", "Completed", "ok"), 1, "s3://r/x", T0, failed_gate,
-                          {"promoted": False, "reason": "no winner"}, promotion_configured=True)
+    failed_gate = {
+        "selection": {
+            **RESULTS["selection"],
+            "winner": None,
+            "outcome": "no-variant-passed",
+            "message": "no variant passed: accuracy drop above 1%",
+        }
+    }
+    status = build_status(
+        {},
+        Decision("Succeeded", "Completed", "ok"),
+        1,
+        "s3://r/x",
+        T0,
+        failed_gate,
+        {"promoted": False, "reason": "no winner"},
+        promotion_configured=True,
+    )
     c = conditions(status)
     assert c["AccuracyGatePassed"]["status"] == "False" and c["Promoted"]["status"] == "False"
     assert c["Ready"]["status"] == "False" and c["Stalled"]["status"] == "True"
@@ -65,6 +90,5 @@ def test_failure_and_invalid_spec() -> None:
 
 
 def test_summary_is_bounded() -> None:
-    many = {"selection": {**RESULTS["selection"],
-                          "candidates": RESULTS["selection"]["candidates"] * 40}}
+    many = {"selection": {**RESULTS["selection"], "candidates": RESULTS["selection"]["candidates"] * 40}}
     assert len(summarize_results(many)["variants"]) == 24

@@ -23,7 +23,10 @@ def reasons_in_code() -> set[str]:
 
 def test_every_reason_is_documented() -> None:
     documented = set(re.findall(r"^### (\w+)", (ROOT / "docs" / "troubleshooting.md").read_text(), re.M))
-    documented |= {part for heading in re.findall(r"^### (.+)$", (ROOT / "docs" / "troubleshooting.md")
-                                                 .read_text(), re.M) for part in re.findall(r"\w+", heading)}
+    documented |= {
+        part
+        for heading in re.findall(r"^### (.+)$", (ROOT / "docs" / "troubleshooting.md").read_text(), re.M)
+        for part in re.findall(r"\w+", heading)
+    }
     missing = sorted(reasons_in_code() - documented)
     assert not missing, f"document these reasons in docs/troubleshooting.md: {missing}"

@@ -97,35 +97,98 @@ def test_sandbox_rejects_string_methods() -> None:
 
 
 T0 = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
-SELECTED = {"selection": {
-    "objective": "latencyP50", "batch_size": 1, "winner": "onnx-int8", "winner_target": "cpu",
-    "outcome": "selected", "message": "onnx-int8 is 2.50x faster",
-    "candidates": [{"variant": "onnx-int8", "target": "cpu", "latency_p50_ms": 0.4, "latency_p99_ms": 0.6,
-                    "throughput_per_s": 2500.0, "size_bytes": 50000, "accuracy_drop": 0.004, "speedup": 2.5,
-                    "passed": True}]}}
-NO_WINNER = {"selection": {**SELECTED["selection"], "winner": None, "winner_target": None,
-                           "outcome": "no-variant-passed", "message": "no variant passed: drop above 1%"}}
+SELECTED = {
+    "selection": {
+        "objective": "latencyP50",
+        "batch_size": 1,
+        "winner": "onnx-int8",
+        "winner_target": "cpu",
+        "outcome": "selected",
+        "message": "onnx-int8 is 2.50x faster",
+        "candidates": [
+            {
+                "variant": "onnx-int8",
+                "target": "cpu",
+                "latency_p50_ms": 0.4,
+                "latency_p99_ms": 0.6,
+                "throughput_per_s": 2500.0,
+                "size_bytes": 50000,
+                "accuracy_drop": 0.004,
+                "speedup": 2.5,
+                "passed": True,
+            }
+        ],
+    }
+}
+NO_WINNER = {
+    "selection": {
+        **SELECTED["selection"],
+        "winner": None,
+        "winner_target": None,
+        "outcome": "no-variant-passed",
+        "message": "no variant passed: drop above 1%",
+    }
+}
 
 
 def _resource(status: dict[str, Any], generation: int = 1) -> dict[str, Any]:
-    return {"apiVersion": "optismith.io/v1alpha1", "kind": "ModelOptimization",
-            "metadata": {"name": "m", "namespace": "ns", "generation": generation}, "status": status}
+    return {
+        "apiVersion": "optismith.io/v1alpha1",
+        "kind": "ModelOptimization",
+        "metadata": {"name": "m", "namespace": "ns", "generation": generation},
+        "status": status,
+    }
 
 
-@pytest.mark.parametrize(("status", "expected"), [
-    (build_status({}, Decision("Queued", "Queued", "waiting for a free Job slot"), 1, "u", T0), "Progressing"),
-    (build_status({}, Decision("Running", "Running", "1/4 steps done"), 1, "u", T0), "Progressing"),
-    (build_status({}, Decision("Retrying", "Backoff", "retrying after backoff"), 1, "u", T0), "Progressing"),
-    (build_status({}, Decision("Succeeded", "Completed", "ok"), 1, "u", T0, SELECTED), "Healthy"),
-    (build_status({}, Decision("Succeeded", "Completed", "ok"), 1, "u", T0, SELECTED,
-                  {"promoted": True, "uri": "s3://p", "variant": "onnx-int8"}, promotion_configured=True), "Healthy"),
-    (build_status({}, Decision("Succeeded", "Completed", "ok"), 1, "u", T0, SELECTED,
-                  {"promoted": False, "reason": "denied"}, promotion_configured=True), "Degraded"),
-    (build_status({}, Decision("Succeeded", "Completed", "ok"), 1, "u", T0, NO_WINNER), "Degraded"),
-    (build_status({}, Decision("Failed", "DeadlineExceeded", "prepare ran too long"), 1, "u", T0), "Degraded"),
-    (invalid_spec_status({}, 1, "bad spec", T0), "Degraded"),
-], ids=["queued", "running", "retrying", "selected", "promoted", "promotion-failed", "no-winner", "failed",
-        "invalid-spec"])
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (build_status({}, Decision("Queued", "Queued", "waiting for a free Job slot"), 1, "u", T0), "Progressing"),
+        (build_status({}, Decision("Running", "Running", "1/4 steps done"), 1, "u", T0), "Progressing"),
+        (build_status({}, Decision("Retrying", "Backoff", "retrying after backoff"), 1, "u", T0), "Progressing"),
+        (build_status({}, Decision("Succeeded", "Completed", "ok"), 1, "u", T0, SELECTED), "Healthy"),
+        (
+            build_status(
+                {},
+                Decision("Succeeded", "Completed", "ok"),
+                1,
+                "u",
+                T0,
+                SELECTED,
+                {"promoted": True, "uri": "s3://p", "variant": "onnx-int8"},
+                promotion_configured=True,
+            ),
+            "Healthy",
+        ),
+        (
+            build_status(
+                {},
+                Decision("Succeeded", "Completed", "ok"),
+                1,
+                "u",
+                T0,
+                SELECTED,
+                {"promoted": False, "reason": "denied"},
+                promotion_configured=True,
+            ),
+            "Degraded",
+        ),
+        (build_status({}, Decision("Succeeded", "Completed", "ok"), 1, "u", T0, NO_WINNER), "Degraded"),
+        (build_status({}, Decision("Failed", "DeadlineExceeded", "prepare ran too long"), 1, "u", T0), "Degraded"),
+        (invalid_spec_status({}, 1, "bad spec", T0), "Degraded"),
+    ],
+    ids=[
+        "queued",
+        "running",
+        "retrying",
+        "selected",
+        "promoted",
+        "promotion-failed",
+        "no-winner",
+        "failed",
+        "invalid-spec",
+    ],
+)
 def test_statuses_the_operator_writes_today(status: dict[str, Any], expected: str) -> None:
     # Guards against drift: the statuses come from optismith.controller.status, not from fixtures.
     assert run_health(_resource(status))["status"] == expected

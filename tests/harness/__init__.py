@@ -13,7 +13,7 @@ from .kopf_runner import KopfProcess, KopfThread, wait_for_watch
 from .kubelet import Kubelet, PodRun
 from .resources import ResourceSpec, specs_from_crd
 from .serving import ApiServer
-from .waiting import eventually
+from .waiting import eventually, process_alive
 
 __all__ = [
     "ApiServer",
@@ -34,6 +34,7 @@ __all__ = [
     "eventually",
     "login_handler",
     "login_via_harness",
+    "process_alive",
     "resource_path",
     "specs_from_crd",
     "wait_for_watch",

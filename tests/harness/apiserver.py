@@ -73,9 +73,7 @@ class KubernetesApiEmulator(kmock.KubernetesEmulator):
     def __attrs_post_init__(self) -> None:
         # Deliberately not calling the parent's post-init: its fallback reactions are replaced by
         # _dispatch() below, so self._payloads holds only the user's own kmock reactions (if any).
-        self.store = ObjectStore(
-            self.registry, mirror=self._objects, event_window=self.event_window, defer=self._defer
-        )
+        self.store = ObjectStore(self.registry, mirror=self._objects, event_window=self.event_window, defer=self._defer)
         for name in self.namespaces:
             self.store.create(NAMESPACES, None, {"metadata": {"name": name}})
 
@@ -211,9 +209,7 @@ class KubernetesApiEmulator(kmock.KubernetesEmulator):
             text=body.decode(errors="replace"),
             data=data,
             action=_KMOCK_ACTIONS.get(verb or ""),
-            resource=kmock.resource(path.group, path.version, path.plural)
-            if path.group is not None
-            else None,
+            resource=kmock.resource(path.group, path.version, path.plural) if path.group is not None else None,
             namespace=path.namespace,
             name=path.name,
             subresource=path.subresource,
@@ -324,9 +320,7 @@ class KubernetesApiEmulator(kmock.KubernetesEmulator):
                 )
             return _json(obj, headers=headers), None
         if verb == "deletecollection":
-            items = self.store.delete_collection(
-                spec, self._filter(path, query), self._delete_options(body, query)
-            )
+            items = self.store.delete_collection(spec, self._filter(path, query), self._delete_options(body, query))
             return _json(
                 {
                     "apiVersion": spec.api_version,
@@ -410,8 +404,7 @@ class KubernetesApiEmulator(kmock.KubernetesEmulator):
             first = ((pod.get("spec") or {}).get("containers") or [{}])[0].get("name", "")
             raise ApiError(
                 400,
-                f'container "{container or first}" in pod "{path.name}" is waiting to start: '
-                f"ContainerCreating",
+                f'container "{container or first}" in pod "{path.name}" is waiting to start: ContainerCreating',
             )
         if query.get("tailLines"):
             lines = text.splitlines(keepends=True)

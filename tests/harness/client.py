@@ -65,9 +65,7 @@ class Response:
 class SyncClient:
     """Blocking client: usable from plain (non-async) tests while the server runs in its thread."""
 
-    def __init__(
-        self, base_url: str, *, user_agent: str = "harness-test-client", timeout: float = 30
-    ) -> None:
+    def __init__(self, base_url: str, *, user_agent: str = "harness-test-client", timeout: float = 30) -> None:
         self.base_url = base_url.rstrip("/")
         self.user_agent = user_agent
         self.timeout = timeout
@@ -125,12 +123,8 @@ class SyncClient:
 
     def stream(self, path: str, *, timeout: float = 10, **params: Any) -> Iterator[dict[str, Any]]:
         """A watch stream's events as they arrive (``watch=true`` is added); ends when the server ends it."""
-        query = urllib.parse.urlencode(
-            {"watch": "true", **{k: v for k, v in params.items() if v is not None}}
-        )
-        req = urllib.request.Request(
-            f"{self.base_url}{path}?{query}", headers={"User-Agent": self.user_agent}
-        )
+        query = urllib.parse.urlencode({"watch": "true", **{k: v for k, v in params.items() if v is not None}})
+        req = urllib.request.Request(f"{self.base_url}{path}?{query}", headers={"User-Agent": self.user_agent})
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             for line in resp:
                 if line.strip():

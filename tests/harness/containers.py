@@ -239,9 +239,7 @@ class Translator:
         if self.termination_message_env:
             env[self.termination_message_env] = str(termination_path)
 
-        command = (
-            list(container.get("command") or []) or self._entrypoint(str(container.get("image", ""))) or []
-        )
+        command = list(container.get("command") or []) or self._entrypoint(str(container.get("image", ""))) or []
         args = list(container.get("args") or [])
         if not command and not args:
             raise StartError("no command specified")

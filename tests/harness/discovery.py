@@ -110,9 +110,7 @@ def _jsonpath(obj: Any, path: str) -> Any:
         elif m.group(2) is not None:
             key, expected = m.group(2), m.group(3)
             matches = (
-                [v for v in value if isinstance(v, dict) and v.get(key) == expected]
-                if isinstance(value, list)
-                else []
+                [v for v in value if isinstance(v, dict) and v.get(key) == expected] if isinstance(value, list) else []
             )
             value = matches[0] if matches else None
         else:
@@ -125,9 +123,7 @@ def human_age(created: str | None, now: float | None = None) -> str:
     """Kubernetes' HumanDuration, as the server renders Age and date columns."""
     if not created:
         return "<unknown>"
-    seconds = int(
-        (time.time() if now is None else now) - calendar.timegm(time.strptime(created, "%Y-%m-%dT%H:%M:%SZ"))
-    )
+    seconds = int((time.time() if now is None else now) - calendar.timegm(time.strptime(created, "%Y-%m-%dT%H:%M:%SZ")))
     seconds = max(seconds, 0)
     minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
     if seconds < 120:

@@ -103,9 +103,7 @@ def invalid(kind: str, group: str, name: str, causes: list[tuple[str, str]]) -> 
             "name": name,
             "group": group,
             "kind": kind,
-            "causes": [
-                {"reason": "FieldValueInvalid", "message": msg, "field": field} for field, msg in causes
-            ],
+            "causes": [{"reason": "FieldValueInvalid", "message": msg, "field": field} for field, msg in causes],
         },
     )
 

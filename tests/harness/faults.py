@@ -92,9 +92,7 @@ class FaultInjector:
         ``status=0`` with a ``delay`` only slows the requests down without failing them.
         """
         by_criteria = match(**criteria)
-        combined: Predicate = (
-            by_criteria if predicate is None else (lambda r: predicate(r) and by_criteria(r))
-        )
+        combined: Predicate = by_criteria if predicate is None else (lambda r: predicate(r) and by_criteria(r))
         fault = Fault(
             predicate=combined,
             status=status,

@@ -139,9 +139,7 @@ class RequestHistory:
     def watches(self, **criteria: Any) -> list[RequestRecord]:
         return self.filter(verb="watch", **criteria)
 
-    def duplicates(
-        self, *, verb: str = "create", **criteria: Any
-    ) -> dict[tuple[str | None, str | None], int]:
+    def duplicates(self, *, verb: str = "create", **criteria: Any) -> dict[tuple[str | None, str | None], int]:
         """(namespace, name) pairs that were successfully hit more than once by ``verb``."""
         counts = Counter((r.namespace, r.name) for r in self.filter(verb=verb, succeeded=True, **criteria))
         return {key: n for key, n in counts.items() if n > 1}

@@ -16,9 +16,7 @@ Obj = dict[str, Any]
 
 
 class Informer:
-    def __init__(
-        self, client: AsyncClient, path: str, on_event: Callable[[str, Obj], None], **params: str
-    ) -> None:
+    def __init__(self, client: AsyncClient, path: str, on_event: Callable[[str, Obj], None], **params: str) -> None:
         self.client = client
         self.path = path
         self.params = params

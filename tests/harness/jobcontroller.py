@@ -59,15 +59,11 @@ class JobState:
 
 
 class JobController:
-    def __init__(
-        self, client: AsyncClient, *, backoff_base: float = 0.1, namespace: str | None = None
-    ) -> None:
+    def __init__(self, client: AsyncClient, *, backoff_base: float = 0.1, namespace: str | None = None) -> None:
         self.client = client
         self.backoff_base = backoff_base
         self.jobs = Informer(client, resource_path("batch/v1", "jobs", namespace), self._on_job)
-        self.pods = Informer(
-            client, resource_path("v1", "pods", namespace), self._on_pod, labelSelector=UID_LABEL
-        )
+        self.pods = Informer(client, resource_path("v1", "pods", namespace), self._on_pod, labelSelector=UID_LABEL)
         self._states: dict[str, JobState] = {}
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
@@ -125,9 +121,7 @@ class JobController:
                 logger.exception("Job %s reconciliation crashed", uid)
 
     def _pods_of(self, uid: str) -> list[Obj]:
-        return [
-            p for p in self.pods.cache.values() if (p["metadata"].get("labels") or {}).get(UID_LABEL) == uid
-        ]
+        return [p for p in self.pods.cache.values() if (p["metadata"].get("labels") or {}).get(UID_LABEL) == uid]
 
     async def _reconcile(self, uid: str) -> None:
         job = self.jobs.cache.get(uid)
@@ -145,14 +139,11 @@ class JobController:
         active = [
             p
             for p in pods
-            if (p.get("status") or {}).get("phase") not in TERMINAL
-            and not p["metadata"].get("deletionTimestamp")
+            if (p.get("status") or {}).get("phase") not in TERMINAL and not p["metadata"].get("deletionTimestamp")
         ]
         succeeded = sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Succeeded")
         restarts = sum(
-            cs.get("restartCount", 0)
-            for p in active
-            for cs in (p.get("status") or {}).get("containerStatuses") or []
+            cs.get("restartCount", 0) for p in active for cs in (p.get("status") or {}).get("containerStatuses") or []
         )
         failed = sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Failed") + state.lost
         completions = int(spec.get("completions") or 1)
@@ -176,9 +167,7 @@ class JobController:
             finished = True
         elif succeeded >= completions:
             conditions += [
-                _condition(
-                    "SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods"
-                ),
+                _condition("SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods"),
                 _condition("Complete", "CompletionsReached", "Reached expected number of succeeded pods"),
             ]
             status["completionTime"] = timestamp()
@@ -194,11 +183,7 @@ class JobController:
             finished = True
         else:
             wanted = min(parallelism, completions - succeeded) - len(active) - len(state.expected)
-            delay = (
-                self.backoff_base * (2 ** (failed - 1)) - (time.monotonic() - state.last_failure)
-                if failed
-                else 0.0
-            )
+            delay = self.backoff_base * (2 ** (failed - 1)) - (time.monotonic() - state.last_failure) if failed else 0.0
             if wanted > 0 and delay > 0:
                 self._enqueue(uid, delay)
             elif wanted > 0 and await self._still_exists(job):
@@ -251,9 +236,7 @@ class JobController:
             await asyncio.sleep(max(0.0, finished_at + float(ttl) - time.time()))
             path = resource_path("batch/v1", "jobs", meta["namespace"], meta["name"])
             try:
-                await self.client.delete(
-                    path, {"propagationPolicy": "Background", "preconditions": {"uid": uid}}
-                )
+                await self.client.delete(path, {"propagationPolicy": "Background", "preconditions": {"uid": uid}})
             except ApiStatusError as e:
                 if e.status not in (404, 409):
                     raise
@@ -272,9 +255,7 @@ class JobController:
             if e.status == 404:
                 return False
             raise
-        return bool(
-            fresh["metadata"]["uid"] == meta["uid"] and not fresh["metadata"].get("deletionTimestamp")
-        )
+        return bool(fresh["metadata"]["uid"] == meta["uid"] and not fresh["metadata"].get("deletionTimestamp"))
 
     async def _create_pod(self, job: Obj) -> Obj:
         meta = job["metadata"]

@@ -21,9 +21,7 @@ from typing import Any
 import kopf
 import yaml
 
-KUBECONFIG_VAR: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "harness_kubeconfig", default=None
-)
+KUBECONFIG_VAR: contextvars.ContextVar[str | None] = contextvars.ContextVar("harness_kubeconfig", default=None)
 ENV_VAR = "HARNESS_KUBECONFIG"
 
 

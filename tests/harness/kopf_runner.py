@@ -56,9 +56,7 @@ def fast_settings(settings: kopf.OperatorSettings) -> None:
     settings.batching.exit_timeout = 2
 
 
-def wait_for_watch(
-    history: RequestHistory, resource: str, *, user_agent: str = "kopf", timeout: float = 15
-) -> None:
+def wait_for_watch(history: RequestHistory, resource: str, *, user_agent: str = "kopf", timeout: float = 15) -> None:
     """Block until a client (kopf by default) has opened a watch on ``resource`` (plural)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -199,9 +197,7 @@ class KopfProcess:
         self.pythonpath = [str(p) for p in pythonpath]
         self.python = python
         self.extra_args = list(extra_args)
-        self.log_path = (
-            Path(log_path) if log_path is not None else Path(self.kubeconfig).with_name("kopf.log")
-        )
+        self.log_path = Path(log_path) if log_path is not None else Path(self.kubeconfig).with_name("kopf.log")
         self.cwd = cwd
         self.standalone = standalone
         self.port = 0

@@ -257,9 +257,7 @@ class NodeAgent:
                                     "ready": False,
                                     "started": False,
                                     "restartCount": 0,
-                                    "state": {
-                                        "waiting": {"reason": "CreateContainerConfigError", "message": str(e)}
-                                    },
+                                    "state": {"waiting": {"reason": "CreateContainerConfigError", "message": str(e)}},
                                 }
                             ],
                         },
@@ -455,9 +453,7 @@ class NodeAgent:
             )
         return {"terminated": terminated}
 
-    def read_log(
-        self, namespace: str, pod: str, container: str | None, query: Mapping[str, str]
-    ) -> str | None:
+    def read_log(self, namespace: str, pod: str, container: str | None, query: Mapping[str, str]) -> str | None:
         path = self.workdir / "pods" / namespace / pod / "log"
         return path.read_text(errors="replace") if path.exists() else None
 

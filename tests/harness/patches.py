@@ -39,8 +39,7 @@ def decode_patch(content_type: str, body: bytes) -> Any:
     if media not in SUPPORTED:
         raise ApiError(
             415,
-            f"the body of the request was in an unknown format - accepted media types "
-            f"include: {', '.join(SUPPORTED)}",
+            f"the body of the request was in an unknown format - accepted media types include: {', '.join(SUPPORTED)}",
         )
     try:
         return yaml.safe_load(body) if media == APPLY else json.loads(body or b"null")
@@ -106,8 +105,7 @@ def _resolve_parent(doc: Any, tokens: list[str], pointer: str) -> tuple[Any, str
         else:
             raise ApiError(
                 422,
-                f"the server rejected our request due to an error in our request: "
-                f"path {pointer} does not exist",
+                f"the server rejected our request due to an error in our request: path {pointer} does not exist",
             )
     return node, tokens[-1]
 
@@ -122,8 +120,7 @@ def _get(doc: Any, pointer: str) -> Any:
         else:
             raise ApiError(
                 422,
-                f"the server rejected our request due to an error in our request: "
-                f"path {pointer} does not exist",
+                f"the server rejected our request due to an error in our request: path {pointer} does not exist",
             )
     return node
 

@@ -79,9 +79,7 @@ def _core(
     sub: Iterable[str] = (),
     cats: Iterable[str] = (),
 ) -> ResourceSpec:
-    return ResourceSpec(
-        "", "v1", plural, kind, kind.lower(), namespaced, tuple(short), tuple(cats), frozenset(sub)
-    )
+    return ResourceSpec("", "v1", plural, kind, kind.lower(), namespaced, tuple(short), tuple(cats), frozenset(sub))
 
 
 BUILTIN_RESOURCES: tuple[ResourceSpec, ...] = (
@@ -95,9 +93,7 @@ BUILTIN_RESOURCES: tuple[ResourceSpec, ...] = (
     _core("persistentvolumeclaims", "PersistentVolumeClaim", short=["pvc"], sub=["status"]),
     _core("nodes", "Node", namespaced=False, short=["no"], sub=["status"]),
     ResourceSpec("batch", "v1", "jobs", "Job", "job", True, (), ("all",), frozenset({"status"})),
-    ResourceSpec(
-        "batch", "v1", "cronjobs", "CronJob", "cronjob", True, ("cj",), ("all",), frozenset({"status"})
-    ),
+    ResourceSpec("batch", "v1", "cronjobs", "CronJob", "cronjob", True, ("cj",), ("all",), frozenset({"status"})),
     ResourceSpec("coordination.k8s.io", "v1", "leases", "Lease", "lease", True),
     ResourceSpec("events.k8s.io", "v1", "events", "Event", "event", True, ("ev",)),
     ResourceSpec(

@@ -90,9 +90,7 @@ def validate(value: Any, schema: Schema, path: str = "") -> Causes:
             else [(path, f'Invalid value: "null": {path} in body must be of type {schema.get("type")}')]
         )
     if not _type_ok(value, schema):
-        return [
-            (path, f"Invalid value: {shown}: {path} in body must be of type {schema.get('type')}: {shown}")
-        ]
+        return [(path, f"Invalid value: {shown}: {path} in body must be of type {schema.get('type')}: {shown}")]
     causes: Causes = []
     if "enum" in schema and value not in schema["enum"]:
         allowed = ", ".join(json.dumps(v) for v in schema["enum"])
@@ -102,16 +100,14 @@ def validate(value: Any, schema: Schema, path: str = "") -> Causes:
             causes.append(
                 (
                     path,
-                    f"Invalid value: {shown}: {path} in body should be greater than or equal "
-                    f"to {schema['minimum']}",
+                    f"Invalid value: {shown}: {path} in body should be greater than or equal to {schema['minimum']}",
                 )
             )
         if "maximum" in schema and value > schema["maximum"]:
             causes.append(
                 (
                     path,
-                    f"Invalid value: {shown}: {path} in body should be less than or equal "
-                    f"to {schema['maximum']}",
+                    f"Invalid value: {shown}: {path} in body should be less than or equal to {schema['maximum']}",
                 )
             )
     if isinstance(value, str):
@@ -119,23 +115,19 @@ def validate(value: Any, schema: Schema, path: str = "") -> Causes:
             causes.append(
                 (
                     path,
-                    f"Invalid value: {shown}: {path} in body should be at least "
-                    f"{schema['minLength']} chars long",
+                    f"Invalid value: {shown}: {path} in body should be at least {schema['minLength']} chars long",
                 )
             )
         if "maxLength" in schema and len(value) > schema["maxLength"]:
             causes.append((path, f"Too long: may not be longer than {schema['maxLength']}"))
         if "pattern" in schema and not re.search(schema["pattern"], value):
-            causes.append(
-                (path, f"Invalid value: {shown}: {path} in body should match '{schema['pattern']}'")
-            )
+            causes.append((path, f"Invalid value: {shown}: {path} in body should match '{schema['pattern']}'"))
     if isinstance(value, list):
         if "minItems" in schema and len(value) < schema["minItems"]:
             causes.append(
                 (
                     path,
-                    f"Invalid value: {len(value)}: {path} in body should have at least "
-                    f"{schema['minItems']} items",
+                    f"Invalid value: {len(value)}: {path} in body should have at least {schema['minItems']} items",
                 )
             )
         if "maxItems" in schema and len(value) > schema["maxItems"]:

@@ -36,9 +36,7 @@ def write_kubeconfig(path: Path, server: str, *, namespace: str = "default") -> 
         "kind": "Config",
         "clusters": [{"name": "harness", "cluster": {"server": server}}],
         "users": [{"name": "harness", "user": {"token": "harness-token"}}],
-        "contexts": [
-            {"name": "harness", "context": {"cluster": "harness", "user": "harness", "namespace": namespace}}
-        ],
+        "contexts": [{"name": "harness", "context": {"cluster": "harness", "user": "harness", "namespace": namespace}}],
         "current-context": "harness",
     }
     path.write_text(yaml.safe_dump(config))
@@ -84,9 +82,7 @@ class ApiServer:
         sock.bind((self.host, 0))
         self.port = sock.getsockname()[1]
         ready = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(sock, ready), name=f"k8s-api-{self.port}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, args=(sock, ready), name=f"k8s-api-{self.port}", daemon=True)
         self._thread.start()
         if not ready.wait(timeout) or self._failure is not None:
             raise RuntimeError(f"The API server did not start: {self._failure!r}")
@@ -213,9 +209,7 @@ class ApiServer:
         subresource: str | None = None,
     ) -> str:
         spec = self.call(self.emulator.spec_for, resource)
-        return resource_path(
-            spec.api_version, spec.plural, namespace if spec.namespaced else None, name, subresource
-        )
+        return resource_path(spec.api_version, spec.plural, namespace if spec.namespaced else None, name, subresource)
 
     def create_namespace(self, name: str) -> dict[str, Any]:
         created: dict[str, Any] = self.client.create("/api/v1/namespaces", {"metadata": {"name": name}})
@@ -246,7 +240,5 @@ class ApiServer:
             env={**os.environ, **(env or {})},
         )
         if check and proc.returncode != 0:
-            raise AssertionError(
-                f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-            )
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         return proc

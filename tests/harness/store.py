@@ -283,9 +283,7 @@ class ObjectStore:
                 f"Precondition failed: UID in precondition: {preconditions['uid']}, "
                 f"UID in object meta: {meta.get('uid')}",
             )
-        if preconditions.get("resourceVersion") and preconditions["resourceVersion"] != meta.get(
-            "resourceVersion"
-        ):
+        if preconditions.get("resourceVersion") and preconditions["resourceVersion"] != meta.get("resourceVersion"):
             raise errors.conflict(spec.plural, spec.group, name)
         if dry_run:
             return obj, False
@@ -391,18 +389,14 @@ class ObjectStore:
                 f"expected API version ({spec.api_version})"
             )
         if kind and kind != spec.kind:
-            raise errors.bad_request(
-                f"the kind in the data ({kind}) does not match the expected kind ({spec.kind})"
-            )
+            raise errors.bad_request(f"the kind in the data ({kind}) does not match the expected kind ({spec.kind})")
         obj["apiVersion"] = spec.api_version
         obj["kind"] = spec.kind
         for key in list(obj):  # apiVersion & kind first, as a real server renders them
             if key not in ("apiVersion", "kind"):
                 obj[key] = obj.pop(key)
 
-    def _update(
-        self, spec: ResourceSpec, old: Obj, new: Obj, *, subresource: str | None, dry_run: bool
-    ) -> Obj:
+    def _update(self, spec: ResourceSpec, old: Obj, new: Obj, *, subresource: str | None, dry_run: bool) -> Obj:
         old_meta = _meta(old)
         name = old_meta["name"]
         if subresource not in (None, "status"):
@@ -583,9 +577,7 @@ class ObjectStore:
             found = self._locate(uid)
             if found is not None and not self._has_live_owner(found[1]):
                 meta = found[1]["metadata"]
-                self.delete(
-                    found[0], meta.get("namespace"), meta["name"], {"propagationPolicy": "Background"}
-                )
+                self.delete(found[0], meta.get("namespace"), meta["name"], {"propagationPolicy": "Background"})
 
         self._defer(0.2, collect)
 
@@ -606,9 +598,7 @@ class ObjectStore:
     def _finish(self, spec: ResourceSpec, obj: Obj, finalizer: str | None) -> None:
         new = clone(obj)
         if finalizer is not None:
-            new["metadata"]["finalizers"] = [
-                f for f in new["metadata"].get("finalizers") or [] if f != finalizer
-            ]
+            new["metadata"]["finalizers"] = [f for f in new["metadata"].get("finalizers") or [] if f != finalizer]
         if new["metadata"].get("finalizers"):
             self._commit(spec, self._key(spec, new), new, obj)
         else:

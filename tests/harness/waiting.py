@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -26,3 +27,13 @@ def eventually(
             text = message() if callable(message) else message
             raise AssertionError(f"Timed out after {timeout}s: {text}")
         time.sleep(interval)
+
+
+def process_alive(pid: int) -> bool:
+    """True while `pid` runs; a zombie (exited, not yet reaped) counts as dead."""
+    try:
+        os.kill(pid, 0)
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:  # gone, or reaped between the signal probe and the read
+        return False

@@ -82,9 +82,7 @@ def test_status_is_a_separate_subresource(api: ApiServer) -> None:
     assert "status" not in api.client.get(w_path("w1"))
     main = api.client.patch(w_path("w1"), {"spec": {"size": 2}, "status": {"phase": "Ignored"}})
     assert "status" not in main and main["spec"] == {"size": 2}
-    via_status = api.client.patch(
-        w_path("w1", sub="status"), {"spec": {"size": 9}, "status": {"phase": "Ok"}}
-    )
+    via_status = api.client.patch(w_path("w1", sub="status"), {"spec": {"size": 9}, "status": {"phase": "Ok"}})
     assert via_status["status"] == {"phase": "Ok"} and via_status["spec"] == {"size": 2}
     current = api.client.get(w_path("w1"))
     current["status"] = {"phase": "Replaced"}
@@ -146,9 +144,7 @@ def test_json_patch_test_failure_is_422_and_atomic(api: ApiServer) -> None:
     patched = api.client.patch(w_path("w1"), ops, JSON_PATCH)
     assert patched["metadata"]["finalizers"] == ["example.io/f"]
     with pytest.raises(ApiStatusError) as e:  # the same ops again: the resourceVersion moved on
-        api.client.patch(
-            w_path("w1"), [*ops[:1], {"op": "replace", "path": "/spec/size", "value": 5}], JSON_PATCH
-        )
+        api.client.patch(w_path("w1"), [*ops[:1], {"op": "replace", "path": "/spec/size", "value": 5}], JSON_PATCH)
     assert e.value.status == 422
     assert api.client.get(w_path("w1"))["spec"] == {"size": 1}
 
@@ -273,9 +269,7 @@ def test_jobs_orphan_pods_by_default_like_batch_v1(api: ApiServer) -> None:
 def test_foreground_deletion_waits_for_dependents(api: ApiServer) -> None:
     owner = api.client.create(w_path(), widget("owner"))
     ref = {"apiVersion": "example.io/v1", "kind": "Widget", "name": "owner", "uid": owner["metadata"]["uid"]}
-    api.client.create(
-        w_path(), {"metadata": {"name": "dep", "ownerReferences": [ref], "finalizers": ["x/y"]}}
-    )
+    api.client.create(w_path(), {"metadata": {"name": "dep", "ownerReferences": [ref], "finalizers": ["x/y"]}})
     api.client.delete(w_path("owner"), {"propagationPolicy": "Foreground"})
     held = api.client.get(w_path("owner"))
     assert held["metadata"]["finalizers"] == ["foregroundDeletion"]
@@ -413,15 +407,10 @@ def test_official_client_models_deserialize(api: ApiServer) -> None:
         assert jobs.items[0].spec.template.spec.containers[0].name == "main"
         events = kubernetes.client.CoreV1Api(client).list_namespaced_event("ns1")
         assert events.items[0].involved_object.name == "j"
-        crd = kubernetes.client.ApiextensionsV1Api(client).read_custom_resource_definition(
-            "widgets.example.io"
-        )
+        crd = kubernetes.client.ApiextensionsV1Api(client).read_custom_resource_definition("widgets.example.io")
         assert crd.status.accepted_names.kind == "Widget"
         namespaces = kubernetes.client.CoreV1Api(client).list_namespace()
         assert "ns1" in {ns.metadata.name for ns in namespaces.items}
         custom = kubernetes.client.CustomObjectsApi(client)
         custom.create_namespaced_custom_object("example.io", "v1", "ns1", "widgets", widget("w9"))
-        assert (
-            custom.get_namespaced_custom_object("example.io", "v1", "ns1", "widgets", "w9")["kind"]
-            == "Widget"
-        )
+        assert custom.get_namespaced_custom_object("example.io", "v1", "ns1", "widgets", "w9")["kind"] == "Widget"

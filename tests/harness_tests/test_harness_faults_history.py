@@ -17,9 +17,7 @@ CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
 
 def test_next_n_matching_requests_fail_before_processing(k8s_api: ApiServer) -> None:
     fault = k8s_api.faults.inject(status=500, times=2, verb="create", resource="configmaps")
-    statuses = [
-        k8s_api.client.request("POST", CONFIGMAPS, {"metadata": {"name": f"c{i}"}}).status for i in range(3)
-    ]
+    statuses = [k8s_api.client.request("POST", CONFIGMAPS, {"metadata": {"name": f"c{i}"}}).status for i in range(3)]
     assert statuses == [500, 500, 201]
     assert fault.hits == 2 and fault.exhausted
     assert [c["metadata"]["name"] for c in k8s_api.client.get(CONFIGMAPS)["items"]] == ["c2"]
@@ -103,9 +101,7 @@ def test_duplicates_detects_recreation(k8s_api: ApiServer) -> None:
 
 
 def test_kmock_reactions_still_override(k8s_api: ApiServer) -> None:
-    k8s_api.call(
-        lambda: k8s_api.emulator["get /api/v1/namespaces/default/configmaps/magic"] << {"magic": True}
-    )
+    k8s_api.call(lambda: k8s_api.emulator["get /api/v1/namespaces/default/configmaps/magic"] << {"magic": True})
     assert k8s_api.client.get("/api/v1/namespaces/default/configmaps/magic") == {"magic": True}
     assert k8s_api.client.request("GET", "/api/v1/namespaces/default/configmaps/plain").status == 404
 
@@ -127,6 +123,4 @@ def test_fault_statuses_render_kubernetes_reasons(k8s_api: ApiServer, status: in
     k8s_api.faults.inject(status=status, verb="list")
     response = k8s_api.client.request("GET", CONFIGMAPS)
     assert response.status == status
-    assert (
-        response.data["reason"] == {409: "Conflict", 500: "InternalError", 503: "ServiceUnavailable"}[status]
-    )
+    assert response.data["reason"] == {409: "Conflict", 500: "InternalError", 503: "ServiceUnavailable"}[status]

@@ -109,9 +109,9 @@ def test_operator_subprocess_survives_kill_9(
     assert not operator.alive
     api.client.create(path, widget("during", size=2))
     operator.restart()
-    assert eventually(
-        lambda: api.client.get(f"{path}/during").get("status", {}).get("create_fn"), timeout=15
-    ) == {"seen": 2}
+    assert eventually(lambda: api.client.get(f"{path}/during").get("status", {}).get("create_fn"), timeout=15) == {
+        "seen": 2
+    }
     patches = api.history.patches(name="before", subresource="status", user_agent="kopf", succeeded=True)
     assert len(patches) == 1  # the restarted operator did not handle the old object again
     assert "Creation is processed" in operator.logs()

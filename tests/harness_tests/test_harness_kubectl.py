@@ -25,14 +25,9 @@ def test_apply_get_wait_delete(k8s_api: ApiServer, tmp_path: Path) -> None:
     assert "created" in k8s_api.kubectl("apply", "--validate=false", "-f", str(manifest)).stdout
 
     obj = widget("w1", namespace="default", size=1)
-    assert (
-        "created" in k8s_api.kubectl("apply", "--validate=false", "-f", "-", input=yaml.safe_dump(obj)).stdout
-    )
+    assert "created" in k8s_api.kubectl("apply", "--validate=false", "-f", "-", input=yaml.safe_dump(obj)).stdout
     obj["spec"]["size"] = 2
-    assert (
-        "configured"
-        in k8s_api.kubectl("apply", "--validate=false", "-f", "-", input=yaml.safe_dump(obj)).stdout
-    )
+    assert "configured" in k8s_api.kubectl("apply", "--validate=false", "-f", "-", input=yaml.safe_dump(obj)).stdout
     fetched = json.loads(k8s_api.kubectl("get", "wd", "w1", "-o", "json").stdout)
     assert fetched["spec"] == {"size": 2} and fetched["metadata"]["generation"] == 2
     assert "kubectl.kubernetes.io/last-applied-configuration" in fetched["metadata"]["annotations"]

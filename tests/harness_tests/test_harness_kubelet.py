@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from harness_samples import JOBS, PODS, job
 
-from harness import ApiServer, Kubelet, eventually
+from harness import ApiServer, Kubelet, eventually, process_alive
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -126,7 +126,7 @@ def test_active_deadline_kills_the_process(k8s_api: ApiServer, kubelet: Callable
     )
     eventually(lambda: not pods_of(k8s_api, "slow"), message="the active pod was not deleted")
     [run] = eventually(lambda: [r for r in node.runs if r.killed], message="the process was not killed")
-    assert run.pid is not None and not _alive(run.pid)
+    assert run.pid is not None and not process_alive(run.pid)
 
 
 def test_unschedulable_gpu_pod_stays_pending(k8s_api: ApiServer, kubelet: Callable[..., Kubelet]) -> None:
@@ -150,22 +150,18 @@ def test_unschedulable_gpu_pod_stays_pending(k8s_api: ApiServer, kubelet: Callab
 
 def test_gpu_pods_run_when_the_node_has_gpus(k8s_api: ApiServer, kubelet: Callable[..., Kubelet]) -> None:
     kubelet(gpus=1)
-    k8s_api.client.create(
-        jobs_path(), job("train", 'print("ok")', resources={"limits": {"nvidia.com/gpu": 1}})
-    )
+    k8s_api.client.create(jobs_path(), job("train", 'print("ok")', resources={"limits": {"nvidia.com/gpu": 1}}))
     assert wait_finished(k8s_api, "train")["status"]["succeeded"] == 1
     node = k8s_api.client.get("/api/v1/nodes/harness-node")
     assert node["status"]["capacity"]["nvidia.com/gpu"] == "1"
 
 
-def test_deleting_a_running_job_kills_its_process(
-    k8s_api: ApiServer, kubelet: Callable[..., Kubelet]
-) -> None:
+def test_deleting_a_running_job_kills_its_process(k8s_api: ApiServer, kubelet: Callable[..., Kubelet]) -> None:
     node = kubelet()
     k8s_api.client.create(jobs_path(), job("victim", "import time; time.sleep(60)"))
     run = eventually(lambda: next((r for r in node.runs if r.pid), None))
     k8s_api.client.delete(jobs_path("victim"), {"propagationPolicy": "Background"})
-    eventually(lambda: not _alive(run.pid or 0), message="the process survived its job")
+    eventually(lambda: not process_alive(run.pid or 0), message="the process survived its job")
     assert run.killed and not pods_of(k8s_api, "victim")
 
 
@@ -176,9 +172,7 @@ def test_parallelism_is_limited(k8s_api: ApiServer, kubelet: Callable[..., Kubel
         "time.sleep(0.3); open(p + '.end', 'w').write(str(time.time()))"
     )
     for name in ("one", "two"):
-        k8s_api.client.create(
-            jobs_path(), job(name, code, env=[{"name": "OUT", "value": str(tmp_path / name)}])
-        )
+        k8s_api.client.create(jobs_path(), job(name, code, env=[{"name": "OUT", "value": str(tmp_path / name)}]))
     for name in ("one", "two"):
         wait_finished(k8s_api, name)
     spans = sorted(
@@ -248,19 +242,8 @@ def test_missing_executable_is_a_start_error(k8s_api: ApiServer, kubelet: Callab
     assert "executable file not found" in terminated["message"]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as f:  # a zombie is dead for our purposes
-        return f.read().split()[2] != "Z"
-
-
 @pytest.mark.parametrize("policy", ["OnFailure"])
-def test_on_failure_restarts_in_the_same_pod(
-    k8s_api: ApiServer, kubelet: Callable[..., Kubelet], policy: str
-) -> None:
+def test_on_failure_restarts_in_the_same_pod(k8s_api: ApiServer, kubelet: Callable[..., Kubelet], policy: str) -> None:
     kubelet()
     spec = job("restarts", "raise SystemExit(2)", backoff_limit=1)
     spec["spec"]["template"]["spec"]["restartPolicy"] = policy
@@ -269,9 +252,7 @@ def test_on_failure_restarts_in_the_same_pod(
     assert conditions(finished)["Failed"]["reason"] == "BackoffLimitExceeded"
 
 
-def test_ttl_after_finished_deletes_the_job_and_its_pods(
-    k8s_api: ApiServer, kubelet: Callable[..., Kubelet]
-) -> None:
+def test_ttl_after_finished_deletes_the_job_and_its_pods(k8s_api: ApiServer, kubelet: Callable[..., Kubelet]) -> None:
     kubelet()
     spec = job("short-lived", 'print("bye")')
     spec["spec"]["ttlSecondsAfterFinished"] = 0

@@ -69,9 +69,7 @@ def test_no_event_is_lost_while_a_watch_starts_under_load(api: ApiServer) -> Non
 
 
 def test_selector_transitions_become_added_and_deleted(api: ApiServer) -> None:
-    rv = api.client.create(PATH, {"metadata": {"name": "w", "labels": {"app": "no"}}})["metadata"][
-        "resourceVersion"
-    ]
+    rv = api.client.create(PATH, {"metadata": {"name": "w", "labels": {"app": "no"}}})["metadata"]["resourceVersion"]
     api.client.patch(f"{PATH}/w", {"metadata": {"labels": {"app": "yes"}}})
     api.client.patch(f"{PATH}/w", {"metadata": {"labels": {"app": "yes", "more": "1"}}})
     api.client.patch(f"{PATH}/w", {"metadata": {"labels": {"app": "no"}}})

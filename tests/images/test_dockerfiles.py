@@ -81,8 +81,13 @@ def test_installs_exactly_the_declared_extras(image: str) -> None:
 
 @pytest.mark.parametrize("image", sorted(EXTRAS))
 def test_hadolint_is_clean(image: str) -> None:
-    result = subprocess.run([_hadolint(), "--no-color", str(IMAGES / image / "Dockerfile")],
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [_hadolint(), "--no-color", str(IMAGES / image / "Dockerfile")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -108,7 +113,11 @@ def test_build_context_is_limited(image: str) -> None:
     lines = (IMAGES / image / "Dockerfile.dockerignore").read_text().splitlines()
     patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
     assert patterns[0] == "*", "exclude everything, then re-include what the build copies"
-    sources = {source for instruction, args in _instructions(IMAGES / image / "Dockerfile")
-               if instruction == "COPY" and not args.startswith("--from=") for source in args.split()[:-1]}
+    sources = {
+        source
+        for instruction, args in _instructions(IMAGES / image / "Dockerfile")
+        if instruction == "COPY" and not args.startswith("--from=")
+        for source in args.split()[:-1]
+    }
     assert sources == {"pyproject.toml", "README.md", "operator/"}
     assert all(f"!{source}" in patterns for source in sources)

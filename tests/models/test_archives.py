@@ -78,8 +78,10 @@ def test_zip_slip_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "evil.txt").exists()
 
 
-@pytest.mark.parametrize(("kind", "label"), [(tarfile.SYMTYPE, "link"), (tarfile.LNKTYPE, "link"),
-                                             (tarfile.CHRTYPE, "device"), (tarfile.FIFOTYPE, "FIFO")])
+@pytest.mark.parametrize(
+    ("kind", "label"),
+    [(tarfile.SYMTYPE, "link"), (tarfile.LNKTYPE, "link"), (tarfile.CHRTYPE, "device"), (tarfile.FIFOTYPE, "FIFO")],
+)
 def test_links_and_devices_in_tar_are_refused(tmp_path: Path, kind: bytes, label: str) -> None:
     archive = _tar(tmp_path / "m.tar.gz", [_file("model/a", b"a"), _special("model/b", kind, "/etc/passwd")])
     with pytest.raises(UnsafeArchiveError, match=label) as caught:

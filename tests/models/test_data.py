@@ -47,8 +47,10 @@ def test_multiple_inputs_by_name_in_the_inputs_order(tmp_path: Path) -> None:
 
 
 def test_missing_input_array_names_what_is_missing(tmp_path: Path) -> None:
-    inputs = [TensorSpec(name="ids", dtype="int32", shape=[-1, 5]),
-              TensorSpec(name="mask", dtype="float32", shape=[-1, 5])]
+    inputs = [
+        TensorSpec(name="ids", dtype="int32", shape=[-1, 5]),
+        TensorSpec(name="mask", dtype="float32", shape=[-1, 5]),
+    ]
     uri = _save(tmp_path / "one.npz", ids=np.zeros((2, 5), dtype=np.int32))
     with pytest.raises(DataError) as caught:
         load_samples(uri, None, inputs, limit=10)

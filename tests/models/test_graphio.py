@@ -20,15 +20,22 @@ def test_models_writer_and_runtime_reader_agree(tmp_path: Path) -> None:
 
     inputs, outputs = read_graph_io(tmp_path)
     assert [(spec.name, tensor, spec.dtype, spec.shape) for spec, tensor in inputs] == [
-        ("a", "in_a:0", "float32", (None, 8, 8, 1)), ("b", "in_b:0", "int32", (None, 3))]
+        ("a", "in_a:0", "float32", (None, 8, 8, 1)),
+        ("b", "in_b:0", "int32", (None, 3)),
+    ]
     assert outputs[0][0].shape == (None, 10) and outputs[0][1] == "Identity:0"
     assert [t.name for t in read_io(tmp_path).inputs] == ["a", "b"], "sorted by name, like the runtime"
 
 
 def test_minus_one_is_read_as_a_dynamic_dimension(tmp_path: Path) -> None:
-    (tmp_path / "io.json").write_text(json.dumps({
-        "inputs": [{"name": "x", "tensor": "x:0", "dtype": "float32", "shape": [-1, 4]}],
-        "outputs": [{"name": "y", "tensor": "y:0", "dtype": "float32", "shape": [-1]}]}))
+    (tmp_path / "io.json").write_text(
+        json.dumps(
+            {
+                "inputs": [{"name": "x", "tensor": "x:0", "dtype": "float32", "shape": [-1, 4]}],
+                "outputs": [{"name": "y", "tensor": "y:0", "dtype": "float32", "shape": [-1]}],
+            }
+        )
+    )
     assert read_io(tmp_path).inputs[0].shape == (None, 4)
     assert read_graph_io(tmp_path)[0][0][0].shape == (None, 4)
 

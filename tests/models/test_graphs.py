@@ -104,8 +104,12 @@ def test_freeze_keeps_signature_names_with_several_inputs_and_outputs(tmp_path: 
             super().__init__()
             self.w = tf.Variable([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
 
-        @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="b_in"),
-                                      tf.TensorSpec([None, 2], tf.float32, name="a_in")])
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, 3], tf.float32, name="b_in"),
+                tf.TensorSpec([None, 2], tf.float32, name="a_in"),
+            ]
+        )
         def serve(self, b_in: Any, a_in: Any) -> dict[str, Any]:
             return {"z_product": tf.matmul(a_in, self.w) + b_in, "a_sum": tf.reduce_sum(a_in, axis=1)}
 
@@ -143,8 +147,9 @@ def test_grappler_keeps_the_outputs_and_the_results(digits_frozen: FrozenGraph) 
     assert len(optimized.node) < len(digits_frozen.graph_def.node) / 2
     assert all(node.device == "" for node in optimized.node)
     x = np.random.default_rng(1).random((5, 8, 8, 1), dtype=np.float32)
-    np.testing.assert_allclose(_run(optimized, digits_frozen.io, [x])[0],
-                               _run(digits_frozen.graph_def, digits_frozen.io, [x])[0], atol=1e-6)
+    np.testing.assert_allclose(
+        _run(optimized, digits_frozen.io, [x])[0], _run(digits_frozen.graph_def, digits_frozen.io, [x])[0], atol=1e-6
+    )
 
 
 def _conv_batch_norm_graph() -> Any:
@@ -156,9 +161,13 @@ def _conv_batch_norm_graph() -> Any:
         x = tf.compat.v1.placeholder(tf.float32, [None, 6, 6, 2], name="x")
         conv = tf.nn.conv2d(x, tf.constant(rng.normal(size=(3, 3, 2, 4)).astype(np.float32)), 1, "SAME")
         norm, _, _ = tf.compat.v1.nn.fused_batch_norm(
-            conv, *(tf.constant(v.astype(np.float32)) for v in (rng.uniform(0.5, 2, 4), rng.normal(size=4),
-                                                                 rng.normal(size=4), rng.uniform(0.5, 2, 4))),
-            is_training=False)
+            conv,
+            *(
+                tf.constant(v.astype(np.float32))
+                for v in (rng.uniform(0.5, 2, 4), rng.normal(size=4), rng.normal(size=4), rng.uniform(0.5, 2, 4))
+            ),
+            is_training=False,
+        )
         tf.nn.relu(norm, name="y")
     return graph.as_graph_def()
 

@@ -10,9 +10,11 @@ from optismith.results import TensorInfo
 
 
 def test_samples_match_the_signature_and_are_reproducible() -> None:
-    inputs = [TensorInfo(name="image", dtype="float32", shape=[None, 8, 8, 1]),
-              TensorInfo(name="ids", dtype="int64", shape=[None, None]),
-              TensorInfo(name="mask", dtype="bool", shape=[None, 4])]
+    inputs = [
+        TensorInfo(name="image", dtype="float32", shape=[None, 8, 8, 1]),
+        TensorInfo(name="ids", dtype="int64", shape=[None, None]),
+        TensorInfo(name="mask", dtype="bool", shape=[None, 4]),
+    ]
     samples = make_samples(inputs, count=5, seed=3)
     assert samples["image"].shape == (5, 8, 8, 1) and samples["image"].dtype == np.float32
     assert 0.0 <= samples["image"].min() and samples["image"].max() < 1.0

@@ -90,8 +90,7 @@ def test_print_is_unsafe_only_when_it_writes_to_a_file() -> None:
     with graph.as_default():
         x = tf.compat.v1.placeholder(tf.float32, [2], name="x")
         to_log = tf.raw_ops.PrintV2(input=tf.strings.as_string(x)[0], output_stream="stderr", name="to_log")
-        to_file = tf.raw_ops.PrintV2(input=tf.strings.as_string(x)[1], output_stream="file:///tmp/leak",
-                                     name="to_file")
+        to_file = tf.raw_ops.PrintV2(input=tf.strings.as_string(x)[1], output_stream="file:///tmp/leak", name="to_file")
         with tf.control_dependencies([to_log, to_file]):
             tf.identity(x, name="y")
     assert scan_ops(graph.as_graph_def(), ["y"]) == [("PrintV2", "to_file")]

@@ -131,4 +131,3 @@ def test_materialize_from_s3(s3_bucket: str, tmp_path: Path) -> None:
         _materialize(f"s3://{s3_bucket}/models/missing.tar.gz", tmp_path / "c")
     with pytest.raises(UnsafeArchiveError, match="maxModelSize"):
         _materialize(f"s3://{s3_bucket}/models/model.tar.gz", tmp_path / "d", max_model_size="16")
-

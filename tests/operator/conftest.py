@@ -52,10 +52,13 @@ class Cluster:
         return next((c for c in (body.get("status") or {}).get("conditions", []) if c["type"] == type_), None)
 
     def create(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-        body = {"apiVersion": "optismith.io/v1alpha1", "kind": "ModelOptimization",
-                "metadata": {"name": name, "namespace": self.namespace}, "spec": spec}
-        created: dict[str, Any] = self.api.client.create(
-            self.api.path("modeloptimizations", self.namespace), body)
+        body = {
+            "apiVersion": "optismith.io/v1alpha1",
+            "kind": "ModelOptimization",
+            "metadata": {"name": name, "namespace": self.namespace},
+            "spec": spec,
+        }
+        created: dict[str, Any] = self.api.client.create(self.api.path("modeloptimizations", self.namespace), body)
         return created
 
     def jobs(self, name: str | None = None) -> list[dict[str, Any]]:
@@ -73,8 +76,9 @@ def shared_dir() -> Iterator[Path]:
 
 
 @pytest.fixture
-def cluster(k8s_api: ApiServer, kubelet: Callable[..., Kubelet], kopf_process: Callable[..., KopfProcess],
-            tmp_path: Path) -> Iterator[Cluster]:
+def cluster(
+    k8s_api: ApiServer, kubelet: Callable[..., Kubelet], kopf_process: Callable[..., KopfProcess], tmp_path: Path
+) -> Iterator[Cluster]:
     k8s_api.register_crd(CRD)
     k8s_api.create_namespace(NAMESPACE)
 
@@ -85,8 +89,12 @@ def cluster(k8s_api: ApiServer, kubelet: Callable[..., Kubelet], kopf_process: C
         return kubelet(**options)
 
     def start_operator(env: dict[str, str] | None = None, **options: Any) -> KopfProcess:
-        merged = {"OPTISMITH_RECONCILE_INTERVAL": "0.5", "OPTISMITH_METRICS_PORT": str(free_port()),
-                  "PYTHONUNBUFFERED": "1", **(env or {})}
+        merged = {
+            "OPTISMITH_RECONCILE_INTERVAL": "0.5",
+            "OPTISMITH_METRICS_PORT": str(free_port()),
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }
         options.setdefault("namespaces", [NAMESPACE])
         return kopf_process("optismith.controller.handlers", env=merged, **options)
 

@@ -41,8 +41,11 @@ def main() -> int:
     if sleep:
         time.sleep(float(sleep.group(1)))
     if f"fail-{phase}" in uri or (f"flaky-{phase}" in uri and attempt == 1):
-        message = {"status": "failed", "reason": "StorageError",
-                   "message": f"S3 endpoint unreachable while trying to download (attempt {attempt})"}
+        message = {
+            "status": "failed",
+            "reason": "StorageError",
+            "message": f"S3 endpoint unreachable while trying to download (attempt {attempt})",
+        }
         Path(os.environ["OPTISMITH_TERMINATION_LOG"]).write_text(json.dumps(message))
         print("error [StorageError]: S3 endpoint unreachable", file=sys.stderr)
         return 5
@@ -51,13 +54,30 @@ def main() -> int:
         (run / "stages").mkdir(exist_ok=True)
         (run / "stages" / f"{name}.json").write_text(json.dumps({"stage": stage, "status": "succeeded"}))
     if phase == "finalize":
-        candidate = {"variant": "tflite-int8", "target": "cpu", "latency_p50_ms": 0.2, "latency_p99_ms": 0.4,
-                     "throughput_per_s": 5000.0, "size_bytes": 1000, "accuracy_drop": 0.001, "speedup": 3.0,
-                     "passed": True}
+        candidate = {
+            "variant": "tflite-int8",
+            "target": "cpu",
+            "latency_p50_ms": 0.2,
+            "latency_p99_ms": 0.4,
+            "throughput_per_s": 5000.0,
+            "size_bytes": 1000,
+            "accuracy_drop": 0.001,
+            "speedup": 3.0,
+            "passed": True,
+        }
         baseline = {**candidate, "variant": "tf-savedmodel", "latency_p50_ms": 0.6, "speedup": 1.0}
-        results = {"name": meta["name"], "selection": {
-            "objective": "latencyP50", "batch_size": 1, "winner": "tflite-int8", "winner_target": "cpu",
-            "outcome": "selected", "message": "tflite-int8 is 3.00x faster", "candidates": [candidate, baseline]}}
+        results = {
+            "name": meta["name"],
+            "selection": {
+                "objective": "latencyP50",
+                "batch_size": 1,
+                "winner": "tflite-int8",
+                "winner_target": "cpu",
+                "outcome": "selected",
+                "message": "tflite-int8 is 3.00x faster",
+                "candidates": [candidate, baseline],
+            },
+        }
         (run / "results.json").write_text(json.dumps(results))
     if phase == "promote":
         payload = {"promoted": True, "uri": spec["promotion"]["uri"], "digest": "sha256:" + "0" * 64}

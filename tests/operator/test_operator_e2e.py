@@ -49,9 +49,15 @@ def test_digits_end_to_end_with_kubectl_seaweedfs_and_prometheus(
     for name in ("calibration.npz", "eval.npz"):
         s3.upload_file(str(digits_dir / "data" / name), bucket, f"data/{name}")
 
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s3-creds", "namespace": cluster.namespace},
-              "data": {"AWS_ACCESS_KEY_ID": base64.b64encode(s3_server.access_key.encode()).decode(),
-                       "AWS_SECRET_ACCESS_KEY": base64.b64encode(s3_server.secret_key.encode()).decode()}}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "s3-creds", "namespace": cluster.namespace},
+        "data": {
+            "AWS_ACCESS_KEY_ID": base64.b64encode(s3_server.access_key.encode()).decode(),
+            "AWS_SECRET_ACCESS_KEY": base64.b64encode(s3_server.secret_key.encode()).decode(),
+        },
+    }
     cluster.api.client.create(f"/api/v1/namespaces/{cluster.namespace}/secrets", secret)
 
     kubelet = cluster.start_kubelet(real_worker=True)
@@ -60,17 +66,27 @@ def test_digits_end_to_end_with_kubectl_seaweedfs_and_prometheus(
     prom = prometheus([f"127.0.0.1:{metrics_port}"])
 
     manifest = {
-        "apiVersion": "optismith.io/v1alpha1", "kind": "ModelOptimization",
+        "apiVersion": "optismith.io/v1alpha1",
+        "kind": "ModelOptimization",
         "metadata": {"name": "digits", "namespace": cluster.namespace},
         "spec": {
             "model": {"uri": f"s3://{bucket}/models/digits/"},
-            "storage": {"endpoint": s3_server.endpoint, "region": s3_server.region, "pathStyle": True,
-                        "credentialsSecret": {"name": "s3-creds"}},
+            "storage": {
+                "endpoint": s3_server.endpoint,
+                "region": s3_server.region,
+                "pathStyle": True,
+                "credentialsSecret": {"name": "s3-creds"},
+            },
             "variants": ["tf-frozen", "tflite-fp32", "tflite-int8", "onnx-fp32"],
             "calibration": {"uri": f"s3://{bucket}/data/calibration.npz", "samples": 64},
             "evaluation": {"uri": f"s3://{bucket}/data/eval.npz"},
-            "benchmark": {"batchSizes": [1], "threads": [1], "timeBudget": "500ms", "minRounds": 10,
-                          "scenarios": ["singleStream", "offline"]},
+            "benchmark": {
+                "batchSizes": [1],
+                "threads": [1],
+                "timeBudget": "500ms",
+                "minRounds": 10,
+                "scenarios": ["singleStream", "offline"],
+            },
             "output": {"uri": f"s3://{bucket}/runs"},
             "promotion": {"uri": f"s3://{bucket}/promoted/digits"},
         },
@@ -78,8 +94,9 @@ def test_digits_end_to_end_with_kubectl_seaweedfs_and_prometheus(
     path = tmp_path / "digits.yaml"
     path.write_text(yaml.safe_dump(manifest))
     cluster.api.kubectl("apply", "--validate=false", "-f", str(path))
-    waited = cluster.api.kubectl("wait", "--for=condition=Succeeded", "mo/digits", "-n", cluster.namespace,
-                                 "--timeout=600s", check=False)
+    waited = cluster.api.kubectl(
+        "wait", "--for=condition=Succeeded", "mo/digits", "-n", cluster.namespace, "--timeout=600s", check=False
+    )
     body = cluster.resource("digits")
     diagnosis = f"{waited.stdout}{waited.stderr}\n{json.dumps(body, indent=1)}\n{operator.logs()[-3000:]}"
     assert waited.returncode == 0, diagnosis
@@ -87,8 +104,13 @@ def test_digits_end_to_end_with_kubectl_seaweedfs_and_prometheus(
     status = body["status"]
     conditions = {c["type"]: c for c in status["conditions"]}
     assert {t: c["status"] for t, c in conditions.items()} == {
-        "Succeeded": "True", "Ready": "True", "Reconciling": "False", "Stalled": "False",
-        "AccuracyGatePassed": "True", "Promoted": "True"}
+        "Succeeded": "True",
+        "Ready": "True",
+        "Reconciling": "False",
+        "Stalled": "False",
+        "AccuracyGatePassed": "True",
+        "Promoted": "True",
+    }
     assert all(c["observedGeneration"] == 1 for c in conditions.values())
     assert status["observedGeneration"] == 1
     winner = status["winner"]["variant"]
@@ -108,8 +130,12 @@ def test_digits_end_to_end_with_kubectl_seaweedfs_and_prometheus(
     latency = prom.wait_for(f'optismith_benchmark_latency_seconds{{namespace="ml",name="digits",variant="{winner}"}}')
     assert {r["metric"]["quantile"] for r in latency} == {"0.5", "0.99"}
     for title, expression in dashboard_queries():
-        concrete = (expression.replace("$__rate_interval", "1m").replace("$namespace", "ml")
-                    .replace("$name", "digits").replace("$target", "cpu"))
+        concrete = (
+            expression.replace("$__rate_interval", "1m")
+            .replace("$namespace", "ml")
+            .replace("$name", "digits")
+            .replace("$target", "cpu")
+        )
         assert prom.wait_for(concrete, timeout=20), f"dashboard panel {title!r} returned no data: {concrete}"
 
     # Secrets never reach status, events, logs or the run directory.

@@ -26,8 +26,14 @@ def test_resource_runs_to_succeeded_with_winner_and_promotion(cluster: Cluster, 
     eventually(lambda: succeeded(cluster, "digits"), timeout=60, message=lambda: str(cluster.resource("digits")))
     status = cluster.resource("digits")["status"]
     conditions = {c["type"]: c["status"] for c in status["conditions"]}
-    assert conditions == {"Succeeded": "True", "Ready": "True", "Reconciling": "False", "Stalled": "False",
-                          "AccuracyGatePassed": "True", "Promoted": "True"}
+    assert conditions == {
+        "Succeeded": "True",
+        "Ready": "True",
+        "Reconciling": "False",
+        "Stalled": "False",
+        "AccuracyGatePassed": "True",
+        "Promoted": "True",
+    }
     assert status["observedGeneration"] == 1
     assert status["winner"]["variant"] == "tflite-int8" and status["winner"]["speedup"] == "3.00x"
     assert status["promoted"]["uri"] == str(shared_dir / "promoted")
@@ -35,7 +41,11 @@ def test_resource_runs_to_succeeded_with_winner_and_promotion(cluster: Cluster, 
     assert all(s["state"] == "succeeded" and s["attempts"] == 1 for s in status["stages"])
     jobs = cluster.jobs("digits")
     assert sorted(j["metadata"]["name"] for j in jobs) == [
-        "digits-g1-finalize-a1", "digits-g1-measure-cpu-a1", "digits-g1-prepare-a1", "digits-g1-promote-a1"]
+        "digits-g1-finalize-a1",
+        "digits-g1-measure-cpu-a1",
+        "digits-g1-prepare-a1",
+        "digits-g1-promote-a1",
+    ]
     owner = jobs[0]["metadata"]["ownerReferences"][0]
     assert owner["kind"] == "ModelOptimization" and owner["name"] == "digits"
     events = cluster.api.list("events", cluster.namespace)
@@ -91,8 +101,11 @@ def test_failure_is_retried_then_reported_with_the_workers_reason(cluster: Clust
     eventually(lambda: succeeded(cluster, "flaky"), timeout=60, message=lambda: str(cluster.resource("flaky")))
     prepare = cluster.resource("flaky")["status"]["stages"][0]
     assert prepare["attempts"] == 2 and prepare["state"] == "succeeded"
-    stalled = eventually(lambda: (c := cluster.condition("broken", "Stalled")) and c["status"] == "True" and c,
-                         timeout=60, message=lambda: str(cluster.resource("broken")))
+    stalled = eventually(
+        lambda: (c := cluster.condition("broken", "Stalled")) and c["status"] == "True" and c,
+        timeout=60,
+        message=lambda: str(cluster.resource("broken")),
+    )
     assert stalled["reason"] == "StorageError"
     assert "after 2 attempt(s)" in stalled["message"] and "S3 endpoint unreachable" in stalled["message"]
     assert cluster.condition("broken", "Succeeded")["status"] == "False"
@@ -115,10 +128,19 @@ def test_invalid_spec_is_stalled_and_others_keep_being_served(cluster: Cluster, 
 def test_unschedulable_gpu_job_is_reported_not_waited_on(cluster: Cluster, shared_dir: Path) -> None:
     cluster.start_kubelet(gpus=0)
     cluster.start_operator()
-    cluster.create("gpu", fake_spec(shared_dir, targets=[{"name": "cpu"}, {"name": "a100", "kind": "gpu"}],
-                                    execution={"unschedulableTimeout": "2s", "backoff": "1s"}))
-    stalled = eventually(lambda: (c := cluster.condition("gpu", "Stalled")) and c["status"] == "True" and c,
-                         timeout=60, message=lambda: str(cluster.resource("gpu")))
+    cluster.create(
+        "gpu",
+        fake_spec(
+            shared_dir,
+            targets=[{"name": "cpu"}, {"name": "a100", "kind": "gpu"}],
+            execution={"unschedulableTimeout": "2s", "backoff": "1s"},
+        ),
+    )
+    stalled = eventually(
+        lambda: (c := cluster.condition("gpu", "Stalled")) and c["status"] == "True" and c,
+        timeout=60,
+        message=lambda: str(cluster.resource("gpu")),
+    )
     assert stalled["reason"] == "Unschedulable"
     assert "Insufficient nvidia.com/gpu" in stalled["message"]
     job = cluster.api.get("jobs", cluster.namespace, "gpu-g1-measure-a100-a1")
@@ -131,8 +153,11 @@ def test_concurrency_limit_queues_with_a_visible_reason(cluster: Cluster, shared
     cluster.create("first", fake_spec(shared_dir, model="sleep-2"))
     eventually(lambda: cluster.jobs("first"), timeout=30)
     cluster.create("second", fake_spec(shared_dir))
-    queued = eventually(lambda: (c := cluster.condition("second", "Succeeded")) and c["reason"] == "Queued" and c,
-                        timeout=30, message=lambda: str(cluster.resource("second")))
+    queued = eventually(
+        lambda: (c := cluster.condition("second", "Succeeded")) and c["reason"] == "Queued" and c,
+        timeout=30,
+        message=lambda: str(cluster.resource("second")),
+    )
     assert "concurrency limit" in queued["message"]
     eventually(lambda: succeeded(cluster, "second"), timeout=90)
 
@@ -144,6 +169,10 @@ def test_fifty_resources_at_once(cluster: Cluster, shared_dir: Path) -> None:
     names = [f"m{i:02d}" for i in range(50)]
     for name in names:
         cluster.create(name, fake_spec(shared_dir))
-    eventually(lambda: all(succeeded(cluster, n) for n in names), timeout=240, interval=1.0,
-               message=lambda: json.dumps({n: (cluster.condition(n, "Succeeded") or {}).get("reason") for n in names}))
+    eventually(
+        lambda: all(succeeded(cluster, n) for n in names),
+        timeout=240,
+        interval=1.0,
+        message=lambda: json.dumps({n: (cluster.condition(n, "Succeeded") or {}).get("reason") for n in names}),
+    )
     assert not cluster.api.history.duplicates(resource="jobs")

@@ -20,9 +20,13 @@ OPERATOR_AGENTS = ("kopf", "OpenAPI-Generator")  # kopf itself, and the official
 
 def chart_rules() -> set[tuple[str, str, str]]:
     rules = yaml.safe_load((ROOT / "charts" / "optismith" / "files" / "rbac.yaml").read_text())
-    return {(group, resource, verb)
-            for rule in [*rules["clusterScoped"], *rules["namespaced"]]
-            for group in rule["apiGroups"] for resource in rule["resources"] for verb in rule["verbs"]}
+    return {
+        (group, resource, verb)
+        for rule in [*rules["clusterScoped"], *rules["namespaced"]]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
 
 
 def test_rbac_rules_match_the_calls_the_operator_makes(cluster: Cluster, shared_dir: Path) -> None:
@@ -38,9 +42,12 @@ def test_rbac_rules_match_the_calls_the_operator_makes(cluster: Cluster, shared_
 
     def done(name: str) -> bool:
         condition = cluster.condition(name, "Succeeded")
-        return bool(condition and condition["status"] != "Unknown" and
-                    (cluster.resource(name) or {}).get("status", {}).get("observedGeneration") ==
-                    (cluster.resource(name) or {}).get("metadata", {}).get("generation"))
+        return bool(
+            condition
+            and condition["status"] != "Unknown"
+            and (cluster.resource(name) or {}).get("status", {}).get("observedGeneration")
+            == (cluster.resource(name) or {}).get("metadata", {}).get("generation")
+        )
 
     eventually(lambda: all(done(n) for n in ("good", "flaky", "bad", "changing")), timeout=90)
     cluster.api.kubectl("delete", "mo", "good", "-n", cluster.namespace, "--wait=true", "--timeout=30s")

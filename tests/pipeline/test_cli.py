@@ -23,8 +23,12 @@ def optismith(*args: str, env: dict[str, str] | None = None, timeout: float = 60
 
 
 def write_manifest(path: Path, spec: dict[str, Any], name: str = "digits") -> Path:
-    document = {"apiVersion": "optismith.io/v1alpha1", "kind": "ModelOptimization", "metadata": {"name": name},
-                "spec": spec}
+    document = {
+        "apiVersion": "optismith.io/v1alpha1",
+        "kind": "ModelOptimization",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
     path.write_text(yaml.safe_dump(document))
     return path
 
@@ -34,8 +38,14 @@ def fast_spec(digits_dir: Path, output: Path, **overrides: Any) -> dict[str, Any
         "model": {"uri": str(digits_dir / "model")},
         "calibration": {"uri": str(digits_dir / "data" / "calibration.npz"), "samples": 50},
         "evaluation": {"uri": str(digits_dir / "data" / "eval.npz")},
-        "benchmark": {"batchSizes": [1], "threads": [1], "timeBudget": "300ms", "minRounds": 5, "warmupRuns": 2,
-                      "scenarios": ["singleStream"]},
+        "benchmark": {
+            "batchSizes": [1],
+            "threads": [1],
+            "timeBudget": "300ms",
+            "minRounds": 5,
+            "warmupRuns": 2,
+            "scenarios": ["singleStream"],
+        },
         "output": {"uri": str(output)},
     }
     spec.update(overrides)
@@ -43,9 +53,15 @@ def fast_spec(digits_dir: Path, output: Path, **overrides: Any) -> dict[str, Any
 
 
 def test_validate_names_the_bad_field(tmp_path: Path) -> None:
-    path = write_manifest(tmp_path / "m.yaml", {"model": {"uri": "m"}, "output": {"uri": "o"},
-                                                "benchmark": {"batchSizes": [1], "thredas": [2]},
-                                                "calibration": {"synthetic": True}})
+    path = write_manifest(
+        tmp_path / "m.yaml",
+        {
+            "model": {"uri": "m"},
+            "output": {"uri": "o"},
+            "benchmark": {"batchSizes": [1], "thredas": [2]},
+            "calibration": {"synthetic": True},
+        },
+    )
     result = optismith("validate", "-f", str(path))
     assert result.returncode == 2, result.stderr
     assert "spec.benchmark.thredas: unknown field" in result.stderr
@@ -55,9 +71,15 @@ def test_validate_names_the_bad_field(tmp_path: Path) -> None:
 @pytest.mark.tf
 @pytest.mark.slow
 def test_run_end_to_end_writes_a_complete_verified_run(digits_dir: Path, tmp_path: Path) -> None:
-    path = write_manifest(tmp_path / "m.yaml", fast_spec(
-        digits_dir, tmp_path / "runs", variants=["tf-frozen", "tflite-fp32", "tflite-int8", "onnx-fp32"],
-        promotion={"uri": str(tmp_path / "promoted")}))
+    path = write_manifest(
+        tmp_path / "m.yaml",
+        fast_spec(
+            digits_dir,
+            tmp_path / "runs",
+            variants=["tf-frozen", "tflite-fp32", "tflite-int8", "onnx-fp32"],
+            promotion={"uri": str(tmp_path / "promoted")},
+        ),
+    )
     result = optismith("run", "-f", str(path), "--run-id", "r1", "--json")
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads(result.stdout)
@@ -97,8 +119,12 @@ def test_bad_input_gets_a_clear_error_and_distinct_exit_code(
         spec["model"] = {"uri": str(tmp_path / "model.txt")}
     elif case == "corrupt-protobuf":
         (tmp_path / "model.pb").write_bytes(b"\x08\x96\x01garbage-not-a-graph" * 10)
-        spec["model"] = {"uri": str(tmp_path / "model.pb"), "format": "frozen-graph",
-                         "inputs": [{"name": "x", "shape": [-1, 8, 8, 1]}], "outputs": ["y"]}
+        spec["model"] = {
+            "uri": str(tmp_path / "model.pb"),
+            "format": "frozen-graph",
+            "inputs": [{"name": "x", "shape": [-1, 8, 8, 1]}],
+            "outputs": ["y"],
+        }
     elif case == "wrong-signature":
         spec["model"] = {"uri": str(digits_dir / "model"), "signature": "predict_v2"}
     elif case == "missing-model":

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
-import os
 import re
 import sys
 import time
@@ -17,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from harness import process_alive
 
 TESTS = Path(__file__).resolve().parents[1]
 LEDGER_ENV = "OPTISMITH_RELIABILITY_LEDGER"
@@ -136,8 +137,15 @@ def assert_no_orphaned_or_duplicated_jobs(cluster: Any) -> None:
     for job in cluster.api.list("jobs", cluster.namespace):
         labels = job["metadata"]["labels"]
         owner = next(ref["uid"] for ref in job["metadata"]["ownerReferences"])
-        keys[(owner, labels["optismith.io/generation"], labels["optismith.io/phase"],
-              labels.get("optismith.io/target"), labels["optismith.io/attempt"])] += 1
+        keys[
+            (
+                owner,
+                labels["optismith.io/generation"],
+                labels["optismith.io/phase"],
+                labels.get("optismith.io/target"),
+                labels["optismith.io/attempt"],
+            )
+        ] += 1
     assert all(n == 1 for n in keys.values()), f"several Jobs for one step attempt: {keys}"
 
 
@@ -158,15 +166,7 @@ def wait_for_pid(kubelet: Any, pod_prefix: str, timeout: float = 60) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for run in kubelet.runs:
-            if run.name.startswith(pod_prefix) and run.pid and run.exit_code is None and _alive(run.pid):
+            if run.name.startswith(pod_prefix) and run.pid and run.exit_code is None and process_alive(run.pid):
                 return run
         time.sleep(0.02)
     raise AssertionError(f"no running pod {pod_prefix}* within {timeout}s: {[r.name for r in kubelet.runs]}")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True

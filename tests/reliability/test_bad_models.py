@@ -109,8 +109,9 @@ def _truncated_tar_gz(digits: Path, tmp: Path) -> tuple[Path, dict[str, Any]]:
 def _image_as_frozen_graph(digits: Path, tmp: Path) -> tuple[Path, dict[str, Any]]:
     target = tmp / "model.pb"
     target.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(2048))
-    return target, {"model": {"format": "frozen-graph", "inputs": [{"name": "x", "shape": [-1, 8, 8, 1]}],
-                              "outputs": ["y"]}}
+    return target, {
+        "model": {"format": "frozen-graph", "inputs": [{"name": "x", "shape": [-1, 8, 8, 1]}], "outputs": ["y"]}
+    }
 
 
 def _tflite_file(digits: Path, tmp: Path) -> tuple[Path, dict[str, Any]]:
@@ -177,12 +178,19 @@ CASES: dict[str, Case] = {
 
 
 def write_manifest(path: Path, model: Path, run_dir: Path, overrides: dict[str, Any]) -> Path:
-    spec: dict[str, Any] = {"model": {"uri": str(model)}, "variants": ["tf-savedmodel"],
-                            "output": {"uri": str(run_dir.parent)}}
+    spec: dict[str, Any] = {
+        "model": {"uri": str(model)},
+        "variants": ["tf-savedmodel"],
+        "output": {"uri": str(run_dir.parent)},
+    }
     for key, value in overrides.items():
         spec[key] = {**spec.get(key, {}), **value} if isinstance(value, dict) else value
-    document = {"apiVersion": "optismith.io/v1alpha1", "kind": "ModelOptimization",
-                "metadata": {"name": "bad", "namespace": "ml"}, "spec": spec}
+    document = {
+        "apiVersion": "optismith.io/v1alpha1",
+        "kind": "ModelOptimization",
+        "metadata": {"name": "bad", "namespace": "ml"},
+        "spec": spec,
+    }
     path.write_text(yaml.safe_dump(document, allow_unicode=True))
     return path
 
@@ -190,8 +198,18 @@ def write_manifest(path: Path, model: Path, run_dir: Path, overrides: dict[str, 
 def inspect(manifest: Path, run_dir: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     """`optismith stage inspect -f … --run-uri …` in this process (TensorFlow is imported once)."""
     with pytest.raises(SystemExit) as exited:
-        main(["stage", "inspect", "-f", str(manifest), "--run-uri", str(run_dir), "--workdir",
-              str(run_dir.parent / "work")])
+        main(
+            [
+                "stage",
+                "inspect",
+                "-f",
+                str(manifest),
+                "--run-uri",
+                str(run_dir),
+                "--workdir",
+                str(run_dir.parent / "work"),
+            ]
+        )
     return int(exited.value.code or 0), capsys.readouterr().err
 
 
@@ -218,8 +236,9 @@ def test_bad_model_is_refused_with_its_own_exit_code_and_nothing_looks_complete(
     assert not list(tmp_path.rglob("escaped.txt")), "an archive wrote outside its directory"
 
 
-def test_file_writing_model_runs_when_its_op_is_allowed(digits_dir: Path, tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_file_writing_model_runs_when_its_op_is_allowed(
+    digits_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     model = leaky_saved_model(tmp_path / "leaky", tmp_path / "written.bin")
     run_dir = tmp_path / "runs" / "gen-1"
     manifest = write_manifest(tmp_path / "m.yaml", model, run_dir, {"security": {"allowOps": ["WriteFile"]}})

@@ -37,27 +37,58 @@ EXAMPLES = 1000
 
 # Every field set, so every field can be mutated.
 VALID: dict[str, Any] = {
-    "model": {"uri": "s3://models/digits/", "format": "savedmodel", "signature": "serving_default",
-              "inputs": [{"name": "image", "dtype": "float32", "shape": [-1, 8, 8, 1]}], "outputs": ["probabilities"]},
-    "storage": {"endpoint": "http://minio:9000", "region": "us-east-1", "pathStyle": True,
-                "credentialsSecret": {"name": "s3-creds", "accessKeyIdKey": "AWS_ACCESS_KEY_ID",
-                                      "secretAccessKeyKey": "AWS_SECRET_ACCESS_KEY"}},
+    "model": {
+        "uri": "s3://models/digits/",
+        "format": "savedmodel",
+        "signature": "serving_default",
+        "inputs": [{"name": "image", "dtype": "float32", "shape": [-1, 8, 8, 1]}],
+        "outputs": ["probabilities"],
+    },
+    "storage": {
+        "endpoint": "http://minio:9000",
+        "region": "us-east-1",
+        "pathStyle": True,
+        "credentialsSecret": {
+            "name": "s3-creds",
+            "accessKeyIdKey": "AWS_ACCESS_KEY_ID",
+            "secretAccessKeyKey": "AWS_SECRET_ACCESS_KEY",
+        },
+    },
     "optimize": {"passes": ["constfold", "remapper"], "maxAbsError": "1e-3"},
     "variants": ["tf-savedmodel", "tflite-int8", "onnx-fp32"],
     "calibration": {"uri": "s3://data/calibration.npz", "samples": 200, "synthetic": False},
     "evaluation": {"uri": "s3://data/eval.npz", "metric": "top1", "samples": 2000},
-    "benchmark": {"batchSizes": [1, 8], "threads": [1, 2], "warmupRuns": 5, "minRounds": 15, "timeBudget": "3s",
-                  "stability": "5%", "scenarios": ["singleStream", "offline", "server"], "serverQps": 100,
-                  "serverDuration": "2s"},
-    "selection": {"objective": "latencyP50", "batchSize": 1,
-                  "constraints": {"maxAccuracyDrop": "1%", "maxLatency": "10ms", "maxSize": "50Mi"}},
+    "benchmark": {
+        "batchSizes": [1, 8],
+        "threads": [1, 2],
+        "warmupRuns": 5,
+        "minRounds": 15,
+        "timeBudget": "3s",
+        "stability": "5%",
+        "scenarios": ["singleStream", "offline", "server"],
+        "serverQps": 100,
+        "serverDuration": "2s",
+    },
+    "selection": {
+        "objective": "latencyP50",
+        "batchSize": 1,
+        "constraints": {"maxAccuracyDrop": "1%", "maxLatency": "10ms", "maxSize": "50Mi"},
+    },
     "output": {"uri": "s3://runs/"},
     "promotion": {"uri": "s3://promoted/digits"},
-    "targets": [{"name": "cpu", "kind": "cpu", "image": "worker:1", "gpus": 0,
-                 "resources": {"requests": {"cpu": "2"}, "limits": {"memory": "4Gi"}},
-                 "nodeSelector": {"pool": "cpu"},
-                 "tolerations": [{"key": "k", "operator": "Equal", "value": "v", "effect": "NoSchedule",
-                                  "tolerationSeconds": 30}]}],
+    "targets": [
+        {
+            "name": "cpu",
+            "kind": "cpu",
+            "image": "worker:1",
+            "gpus": 0,
+            "resources": {"requests": {"cpu": "2"}, "limits": {"memory": "4Gi"}},
+            "nodeSelector": {"pool": "cpu"},
+            "tolerations": [
+                {"key": "k", "operator": "Equal", "value": "v", "effect": "NoSchedule", "tolerationSeconds": 30}
+            ],
+        }
+    ],
     "execution": {"maxAttempts": 3, "backoff": "10s", "stageDeadline": "1h", "unschedulableTimeout": "5m"},
     "limits": {"maxModelSize": "4Gi", "maxExpandedSize": "8Gi", "maxArchiveEntries": 100000},
     "security": {"allowOps": ["WriteFile"]},
@@ -88,8 +119,13 @@ LEAF_PATHS = [p for p, v in NODES if not isinstance(v, dict | list)]
 
 
 # Edits that keep every field well-formed but break a rule across fields.
-CROSS_FIELD: list[Path_] = [("selection", "batchSize"), ("benchmark", "batchSizes"), ("model", "inputs"),
-                            ("calibration", "uri"), ("targets",)]
+CROSS_FIELD: list[Path_] = [
+    ("selection", "batchSize"),
+    ("benchmark", "batchSizes"),
+    ("model", "inputs"),
+    ("calibration", "uri"),
+    ("targets",),
+]
 VARIANTS = ["tf-savedmodel", "tf-frozen", "tflite-fp32", "tflite-int8", "onnx-int8", "tftrt-int8"]
 
 
@@ -117,24 +153,54 @@ def lookalikes(value: Any) -> list[Any]:
 
 
 junk = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=40),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
     max_leaves=6,
 )
-bad_strings = st.sampled_from([
-    "", " ", "1 %", "-1s", "5", "1e3%", "10 ms", "fast", "s3://", "gs://bucket/x", "a" * 5000, "x\n", "NaN",
-    "0x10", "1.5.5", "1Mb", "ünïcødé", "∞ms", "١٢٣", "cpu.", "-cpu", "CPU", "tf-savedmodel ",
-])
-unicode_text = st.text(st.characters(min_codepoint=0x80, max_codepoint=0x10FFFF, exclude_categories=("Cs",)),
-                       min_size=1, max_size=300)
+bad_strings = st.sampled_from(
+    [
+        "",
+        " ",
+        "1 %",
+        "-1s",
+        "5",
+        "1e3%",
+        "10 ms",
+        "fast",
+        "s3://",
+        "gs://bucket/x",
+        "a" * 5000,
+        "x\n",
+        "NaN",
+        "0x10",
+        "1.5.5",
+        "1Mb",
+        "ünïcødé",
+        "∞ms",
+        "١٢٣",
+        "cpu.",
+        "-cpu",
+        "CPU",
+        "tf-savedmodel ",
+    ]
+)
+unicode_text = st.text(
+    st.characters(min_codepoint=0x80, max_codepoint=0x10FFFF, exclude_categories=("Cs",)), min_size=1, max_size=300
+)
 
 
 @st.composite
 def mutations(draw: st.DrawFn) -> tuple[str, Path_, dict[str, Any]]:
     spec = copy.deepcopy(VALID)
-    kind = draw(st.sampled_from(["type", "lookalike", "number", "string", "unicode", "unknown", "delete",
-                                 "huge-list", "cross-field"]))
+    kind = draw(
+        st.sampled_from(
+            ["type", "lookalike", "number", "string", "unicode", "unknown", "delete", "huge-list", "cross-field"]
+        )
+    )
     if kind == "cross-field":
         path = draw(st.sampled_from(CROSS_FIELD))
         if path == ("selection", "batchSize"):
@@ -157,12 +223,12 @@ def mutations(draw: st.DrawFn) -> tuple[str, Path_, dict[str, Any]]:
         parent_of(spec, path)[path[-1]] = draw(junk)
     elif kind == "number":
         path = draw(st.sampled_from(INT_PATHS))
-        parent_of(spec, path)[path[-1]] = draw(st.sampled_from([-2, -1, 0, 4097, 10**7, 10**12])
-                                               | st.integers(-(2**31), 2**31))
+        parent_of(spec, path)[path[-1]] = draw(
+            st.sampled_from([-2, -1, 0, 4097, 10**7, 10**12]) | st.integers(-(2**31), 2**31)
+        )
     elif kind in ("string", "unicode"):
         path = draw(st.sampled_from(STR_PATHS))
-        parent_of(spec, path)[path[-1]] = draw(bad_strings | st.text(max_size=60) if kind == "string"
-                                               else unicode_text)
+        parent_of(spec, path)[path[-1]] = draw(bad_strings | st.text(max_size=60) if kind == "string" else unicode_text)
     elif kind == "unknown":
         base = draw(st.sampled_from(DICT_PATHS))
         node = parent_of(spec, (*base, "")) if base else spec
@@ -175,8 +241,9 @@ def mutations(draw: st.DrawFn) -> tuple[str, Path_, dict[str, Any]]:
     else:
         path = draw(st.sampled_from(LIST_PATHS))
         items = parent_of(spec, path)[path[-1]]
-        parent_of(spec, path)[path[-1]] = [items[0]] * draw(st.sampled_from([2, 3, 9, 17, 33, 65, 400])
-                                                             | st.integers(2, 400))
+        parent_of(spec, path)[path[-1]] = [items[0]] * draw(
+            st.sampled_from([2, 3, 9, 17, 33, 65, 400]) | st.integers(2, 400)
+        )
     return kind, path, spec
 
 
@@ -184,18 +251,26 @@ def unknown_fields(original: Any, pruned: Any, path: str = "spec") -> list[str]:
     """What pruning dropped: with fieldValidation=Strict (kubectl's default) the server rejects these."""
     if isinstance(original, dict) and isinstance(pruned, dict):
         dropped = [f"{path}.{k}" for k in original if k not in pruned]
-        return dropped + [x for k in original if k in pruned for x in unknown_fields(original[k], pruned[k],
-                                                                                      f"{path}.{k}")]
+        return dropped + [
+            x for k in original if k in pruned for x in unknown_fields(original[k], pruned[k], f"{path}.{k}")
+        ]
     if isinstance(original, list) and isinstance(pruned, list):
-        return [x for i, (a, b) in enumerate(zip(original, pruned, strict=False))
-                for x in unknown_fields(a, b, f"{path}[{i}]")]
+        return [
+            x
+            for i, (a, b) in enumerate(zip(original, pruned, strict=False))
+            for x in unknown_fields(a, b, f"{path}[{i}]")
+        ]
     return []
 
 
 def crd_gate(spec: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """The stored spec and the API server's complaints (paths), like `kubectl apply` gets them."""
-    body = {"apiVersion": "optismith.io/v1alpha1", "kind": "ModelOptimization",
-            "metadata": {"name": "fuzz", "namespace": "ml"}, "spec": copy.deepcopy(spec)}
+    body = {
+        "apiVersion": "optismith.io/v1alpha1",
+        "kind": "ModelOptimization",
+        "metadata": {"name": "fuzz", "namespace": "ml"},
+        "spec": copy.deepcopy(spec),
+    }
     stored, causes = admit(copy.deepcopy(body), SCHEMA)
     problems = [where for where, _ in causes] + unknown_fields(body["spec"], stored.get("spec"))
     return stored.get("spec"), problems
@@ -233,7 +308,8 @@ def test_every_mutated_spec_is_rejected_with_its_field_named_or_valid(
     stored, problems = crd_gate(spec)
     accepted_as_written = operator_gate(spec) is None
     assert not (accepted_as_written and problems), (
-        f"the spec model accepts {dotted(path)} but the CRD schema rejects it: {problems}")
+        f"the spec model accepts {dotted(path)} but the CRD schema rejects it: {problems}"
+    )
     if problems:
         where = f"spec.{dotted(path)}"
         assert all(p == where or p.startswith((where + ".", where + "[")) for p in problems), (kind, where, problems)
@@ -272,8 +348,7 @@ def test_invalid_specs_are_stalled_with_the_field_named_while_others_are_served(
     cluster.create("valid", fake_spec(shared_dir))
     ledger.bad_input("schema-valid specs the operator must refuse", len(INVALID_BUT_SCHEMA_VALID))
     for name, (_, needle) in INVALID_BUT_SCHEMA_VALID.items():
-        condition = eventually(lambda: stalled(cluster, name), timeout=30,
-                               message=lambda: str(cluster.resource(name)))
+        condition = eventually(lambda: stalled(cluster, name), timeout=30, message=lambda: str(cluster.resource(name)))
         assert condition["reason"] == "InvalidSpec", condition
         assert needle in condition["message"], (name, condition["message"])
         assert not cluster.jobs(name)

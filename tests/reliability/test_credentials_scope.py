@@ -51,17 +51,42 @@ def spec_for(**overrides: Any) -> Any:
 
 def test_policy_grants_exactly_the_inputs_and_the_own_run_prefix() -> None:
     policy = session_policy(spec_for(), "ml", "digits", 7, "prepare")
-    assert policy == {"Version": "2012-10-17", "Statement": [
-        {"Sid": "ReadInputs", "Effect": "Allow", "Action": ["s3:GetObject"],
-         "Resource": [f"{ARN}models/vision/digits", f"{ARN}models/vision/digits/*",
-                      f"{ARN}datasets/digits/calibration.npz", f"{ARN}datasets/digits/eval.npz"]},
-        {"Sid": "ReadWriteOwnRun", "Effect": "Allow", "Action": WRITE,
-         "Resource": [f"{ARN}runs/optismith/ml/digits/gen-7/*"]},
-        {"Sid": "ListOwnPrefixes0", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [f"{ARN}models"],
-         "Condition": {"StringLike": {"s3:prefix": ["vision/digits", "vision/digits/*"]}}},
-        {"Sid": "ListOwnPrefixes1", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [f"{ARN}runs"],
-         "Condition": {"StringLike": {"s3:prefix": ["optismith/ml/digits/gen-7/*"]}}},
-    ]}
+    assert policy == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReadInputs",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": [
+                    f"{ARN}models/vision/digits",
+                    f"{ARN}models/vision/digits/*",
+                    f"{ARN}datasets/digits/calibration.npz",
+                    f"{ARN}datasets/digits/eval.npz",
+                ],
+            },
+            {
+                "Sid": "ReadWriteOwnRun",
+                "Effect": "Allow",
+                "Action": WRITE,
+                "Resource": [f"{ARN}runs/optismith/ml/digits/gen-7/*"],
+            },
+            {
+                "Sid": "ListOwnPrefixes0",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket"],
+                "Resource": [f"{ARN}models"],
+                "Condition": {"StringLike": {"s3:prefix": ["vision/digits", "vision/digits/*"]}},
+            },
+            {
+                "Sid": "ListOwnPrefixes1",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket"],
+                "Resource": [f"{ARN}runs"],
+                "Condition": {"StringLike": {"s3:prefix": ["optismith/ml/digits/gen-7/*"]}},
+            },
+        ],
+    }
 
 
 @pytest.mark.parametrize("phase", ["prepare", "measure", "finalize"])
@@ -72,14 +97,22 @@ def test_only_the_promote_job_may_write_the_promotion_prefix(phase: str) -> None
     write = next(s for s in promote["Statement"] if s["Sid"] == "ReadWriteOwnRun")
     assert write["Resource"] == [f"{ARN}runs/optismith/ml/digits/gen-1/*", f"{ARN}models/promoted/digits/*"]
     listing = next(s for s in promote["Statement"] if s["Resource"] == [f"{ARN}models"])
-    assert listing["Condition"]["StringLike"]["s3:prefix"] == ["vision/digits", "vision/digits/*",
-                                                               "promoted/digits/*"]
+    assert listing["Condition"]["StringLike"]["s3:prefix"] == ["vision/digits", "vision/digits/*", "promoted/digits/*"]
 
 
 def test_local_uris_get_no_statements_and_archives_are_one_object_or_a_prefix() -> None:
-    local = session_policy(spec_for(model={"uri": "/models/digits"}, calibration={"uri": "/data/c.npz"},
-                                    evaluation={"uri": "/data/e.npz"}, output={"uri": "/runs"}, promotion=None),
-                           "ml", "digits", 1)
+    local = session_policy(
+        spec_for(
+            model={"uri": "/models/digits"},
+            calibration={"uri": "/data/c.npz"},
+            evaluation={"uri": "/data/e.npz"},
+            output={"uri": "/runs"},
+            promotion=None,
+        ),
+        "ml",
+        "digits",
+        1,
+    )
     assert local["Statement"] == []
     archive = session_policy(spec_for(model={"uri": "s3://models/digits.tar.gz"}), "ml", "digits", 1, "prepare")
     assert archive["Statement"][0]["Resource"][:2] == [f"{ARN}models/digits.tar.gz", f"{ARN}models/digits.tar.gz/*"]
@@ -87,8 +120,10 @@ def test_local_uris_get_no_statements_and_archives_are_one_object_or_a_prefix() 
 
 def test_wildcards_in_keys_are_literal() -> None:
     policy = session_policy(spec_for(model={"uri": "s3://models/team-*/m?$x/"}), "ml", "digits", 1, "prepare")
-    assert policy["Statement"][0]["Resource"][:2] == [f"{ARN}models/team-${{*}}/m${{?}}${{$}}x",
-                                                      f"{ARN}models/team-${{*}}/m${{?}}${{$}}x/*"]
+    assert policy["Statement"][0]["Resource"][:2] == [
+        f"{ARN}models/team-${{*}}/m${{?}}${{$}}x",
+        f"{ARN}models/team-${{*}}/m${{?}}${{$}}x/*",
+    ]
     assert not allowed(policy, "s3:GetObject", "models", "team-a/other/saved_model.pb")
     assert allowed(policy, "s3:GetObject", "models", "team-*/m?$x/saved_model.pb")
 
@@ -104,8 +139,9 @@ def test_session_policy_fits_sts_or_is_refused_clearly() -> None:
 
 
 def test_assume_role_arguments_name_the_job() -> None:
-    arguments = assume_role_arguments(spec_for(), "ml", "digits", 3, "measure",
-                                      "arn:aws:iam::123456789012:role/optismith-worker", duration_seconds=60)
+    arguments = assume_role_arguments(
+        spec_for(), "ml", "digits", 3, "measure", "arn:aws:iam::123456789012:role/optismith-worker", duration_seconds=60
+    )
     assert arguments["RoleSessionName"] == "optismith-ml-digits-g3-measure"
     assert arguments["DurationSeconds"] == 900  # STS's minimum
     assert json.loads(arguments["Policy"]) == session_policy(spec_for(), "ml", "digits", 3, "measure")
@@ -138,24 +174,29 @@ def allowed(policy: dict[str, Any], action: str, bucket: str, key: str = "", lis
         if not any(_pattern(r).fullmatch(resource) for r in statement["Resource"]):
             continue
         condition = statement.get("Condition", {}).get("StringLike", {}).get("s3:prefix")
-        if condition is not None and (list_prefix is None
-                                      or not any(_pattern(c).fullmatch(list_prefix) for c in condition)):
+        if condition is not None and (
+            list_prefix is None or not any(_pattern(c).fullmatch(list_prefix) for c in condition)
+        ):
             continue
         return True
     return False
 
 
 segment = st.text(st.characters(codec="utf-8", exclude_characters="/"), min_size=1, max_size=12)
-keys = st.lists(st.sampled_from(["vision", "digits", "gen-7", "gen-8", "ml", "optismith", "promoted"]) | segment,
-                min_size=1, max_size=6).map("/".join)
+keys = st.lists(
+    st.sampled_from(["vision", "digits", "gen-7", "gen-8", "ml", "optismith", "promoted"]) | segment,
+    min_size=1,
+    max_size=6,
+).map("/".join)
 
 
 @settings(max_examples=300, deadline=None, database=None)
-@given(bucket=st.sampled_from(["models", "runs", "datasets", "other"]), key=keys,
-       phase=st.sampled_from(["prepare", "measure", "finalize", "promote"]))
-def test_any_key_is_readable_or_writable_only_inside_the_granted_prefixes(
-    bucket: str, key: str, phase: str
-) -> None:
+@given(
+    bucket=st.sampled_from(["models", "runs", "datasets", "other"]),
+    key=keys,
+    phase=st.sampled_from(["prepare", "measure", "finalize", "promote"]),
+)
+def test_any_key_is_readable_or_writable_only_inside_the_granted_prefixes(bucket: str, key: str, phase: str) -> None:
     policy = session_policy(spec_for(), "ml", "digits", 7, phase)
     path = f"{bucket}/{key}"
     model = path == "models/vision/digits" or path.startswith("models/vision/digits/")
@@ -198,9 +239,17 @@ def scoped_store(tmp_path: Path) -> Iterator[tuple[SeaweedFS, dict[str, dict[str
         access, secret = f"worker-{label}-{secrets.token_hex(4)}", secrets.token_hex(20)
         identities[label] = {"access": access, "secret": secret}
         identities[label]["actions"] = seaweedfs_actions(session_policy(spec, "ml", "digits", 1, phase))
-    server = SeaweedFS(tmp_path / "seaweedfs", extra_identities=[
-        {"name": label, "credentials": [{"accessKey": i["access"], "secretKey": i["secret"]}],
-         "actions": i["actions"]} for label, i in identities.items()])
+    server = SeaweedFS(
+        tmp_path / "seaweedfs",
+        extra_identities=[
+            {
+                "name": label,
+                "credentials": [{"accessKey": i["access"], "secretKey": i["secret"]}],
+                "actions": i["actions"],
+            }
+            for label, i in identities.items()
+        ],
+    )
     server.start()
     try:
         yield server, identities
@@ -209,16 +258,24 @@ def scoped_store(tmp_path: Path) -> Iterator[tuple[SeaweedFS, dict[str, dict[str
 
 
 def store_spec(endpoint: str = "http://unused") -> Any:
-    return parse_spec({
-        "model": {"uri": "s3://models/vision/digits/"},
-        "storage": {"endpoint": endpoint, "pathStyle": True},
-        "variants": ["tf-savedmodel"],
-        "evaluation": {"uri": "s3://datasets/digits/eval.npz", "samples": 200},
-        "benchmark": {"batchSizes": [1], "threads": [1], "timeBudget": "200ms", "minRounds": 3, "warmupRuns": 1,
-                      "scenarios": ["singleStream"]},
-        "output": {"uri": "s3://runs/optismith"},
-        "promotion": {"uri": "s3://models/promoted/digits"},
-    })
+    return parse_spec(
+        {
+            "model": {"uri": "s3://models/vision/digits/"},
+            "storage": {"endpoint": endpoint, "pathStyle": True},
+            "variants": ["tf-savedmodel"],
+            "evaluation": {"uri": "s3://datasets/digits/eval.npz", "samples": 200},
+            "benchmark": {
+                "batchSizes": [1],
+                "threads": [1],
+                "timeBudget": "200ms",
+                "minRounds": 3,
+                "warmupRuns": 1,
+                "scenarios": ["singleStream"],
+            },
+            "output": {"uri": "s3://runs/optismith"},
+            "promotion": {"uri": "s3://models/promoted/digits"},
+        }
+    )
 
 
 def as_identity(server: SeaweedFS, identity: dict[str, str], uri: str) -> S3Storage:
@@ -231,7 +288,9 @@ def as_identity(server: SeaweedFS, identity: dict[str, str], uri: str) -> S3Stor
 @pytest.mark.tf
 @pytest.mark.s3
 def test_a_worker_with_the_scoped_identity_runs_but_cannot_reach_other_models_or_runs(
-    scoped_store: tuple[SeaweedFS, dict[str, dict[str, str]]], digits_dir: Path, tmp_path: Path,
+    scoped_store: tuple[SeaweedFS, dict[str, dict[str, str]]],
+    digits_dir: Path,
+    tmp_path: Path,
     ledger: CaseLedger,
 ) -> None:
     server, identities = scoped_store
@@ -248,54 +307,90 @@ def test_a_worker_with_the_scoped_identity_runs_but_cannot_reach_other_models_or
 
     spec = store_spec(server.endpoint).model_dump(by_alias=True, exclude_none=True)
     manifest = tmp_path / "digits.yaml"
-    manifest.write_text(yaml.safe_dump({"apiVersion": "optismith.io/v1alpha1", "kind": "ModelOptimization",
-                                        "metadata": {"name": "digits", "namespace": "ml"}, "spec": spec},
-                                       allow_unicode=True))
+    manifest.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "optismith.io/v1alpha1",
+                "kind": "ModelOptimization",
+                "metadata": {"name": "digits", "namespace": "ml"},
+                "spec": spec,
+            },
+            allow_unicode=True,
+        )
+    )
     worker = identities["run"]
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": worker["access"], "AWS_SECRET_ACCESS_KEY": worker["secret"],
-           "AWS_REGION": server.region, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, "-m", "optismith.cli", "run", "-f", str(manifest), "--run-id", "gen-1",
-                             "--json"], capture_output=True, text=True, env=env, timeout=600, check=False)
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": worker["access"],
+        "AWS_SECRET_ACCESS_KEY": worker["secret"],
+        "AWS_REGION": server.region,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "optismith.cli", "run", "-f", str(manifest), "--run-id", "gen-1", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     assert ledger.check_run(as_identity(server, worker, "s3://runs/optismith/ml/digits/gen-1")) == "complete"
-    assert json.loads(admin.get_object(Bucket="models", Key="promoted/digits/promotion.json")["Body"].read())[
-        "variant"] == "tf-savedmodel"
+    assert (
+        json.loads(admin.get_object(Bucket="models", Key="promoted/digits/promotion.json")["Body"].read())["variant"]
+        == "tf-savedmodel"
+    )
 
     # The same credentials, turned against everything else.
     attempts = {
         "read another model": lambda: as_identity(server, worker, "s3://models/vision/other").read_bytes(
-            "saved_model.pb"),
-        "overwrite another run": lambda: as_identity(server, worker, "s3://runs/optismith/ml/other/gen-1")
-        .write_bytes("results.json", b'{"forged": true}'),
+            "saved_model.pb"
+        ),
+        "overwrite another run": lambda: as_identity(server, worker, "s3://runs/optismith/ml/other/gen-1").write_bytes(
+            "results.json", b'{"forged": true}'
+        ),
         "read another run": lambda: as_identity(server, worker, "s3://runs/optismith/ml/other/gen-1").read_bytes(
-            "results.json"),
-        "write another generation": lambda: as_identity(server, worker, "s3://runs/optismith/ml/digits/gen-2")
-        .write_bytes("results.json", b"{}"),
+            "results.json"
+        ),
+        "write another generation": lambda: as_identity(
+            server, worker, "s3://runs/optismith/ml/digits/gen-2"
+        ).write_bytes("results.json", b"{}"),
         "overwrite the model": lambda: as_identity(server, worker, "s3://models/vision/digits").write_bytes(
-            "saved_model.pb", b"trojan"),
+            "saved_model.pb", b"trojan"
+        ),
         "list another model": lambda: as_identity(server, worker, "s3://models/vision/other").list(),
-        "promote from the finalize Job": lambda: as_identity(server, identities["finalize"],
-                                                             "s3://models/promoted/digits")
-        .write_bytes("promotion.json", b'{"forged": true}'),
+        "promote from the finalize Job": lambda: as_identity(
+            server, identities["finalize"], "s3://models/promoted/digits"
+        ).write_bytes("promotion.json", b'{"forged": true}'),
     }
     ledger.bad_input("compromised-worker requests outside its scope", len(attempts))
     for what, attempt in attempts.items():
         with pytest.raises(StorageAuthError):
             attempt()
             pytest.fail(f"a scoped worker could {what}")
-    assert json.loads(admin.get_object(Bucket="runs", Key="optismith/ml/other/gen-1/results.json")["Body"].read()) \
-        == {"theirs": True}
-    assert admin.get_object(Bucket="models", Key="vision/digits/saved_model.pb")["Body"].read() \
+    assert json.loads(admin.get_object(Bucket="runs", Key="optismith/ml/other/gen-1/results.json")["Body"].read()) == {
+        "theirs": True
+    }
+    assert (
+        admin.get_object(Bucket="models", Key="vision/digits/saved_model.pb")["Body"].read()
         == (model / "saved_model.pb").read_bytes()
+    )
 
 
 def test_jobs_take_a_session_token_from_the_credentials_secret_when_there_is_one() -> None:
     from optismith.controller.specs import JobStep, WorkerDefaults, build_job
 
     spec = spec_for(storage={"credentialsSecret": {"name": "run-credentials"}})
-    body = {"apiVersion": "optismith.io/v1alpha1", "kind": "ModelOptimization",
-            "metadata": {"name": "digits", "namespace": "ml", "generation": 1}, "spec": {}}
+    body = {
+        "apiVersion": "optismith.io/v1alpha1",
+        "kind": "ModelOptimization",
+        "metadata": {"name": "digits", "namespace": "ml", "generation": 1},
+        "spec": {},
+    }
     job = build_job(body, spec, JobStep("prepare"), 1, WorkerDefaults())
     env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["AWS_SESSION_TOKEN"]["valueFrom"]["secretKeyRef"] == {
-        "name": "run-credentials", "key": "AWS_SESSION_TOKEN", "optional": True}  # static keys have none
+        "name": "run-credentials",
+        "key": "AWS_SESSION_TOKEN",
+        "optional": True,
+    }  # static keys have none

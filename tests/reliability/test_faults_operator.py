@@ -26,8 +26,7 @@ from harness import eventually
 pytestmark = [pytest.mark.operator, pytest.mark.slow]
 
 
-def test_worker_killed_mid_stage_is_retried_to_success(cluster: Cluster, shared_dir: Path,
-                                                       ledger: CaseLedger) -> None:
+def test_worker_killed_mid_stage_is_retried_to_success(cluster: Cluster, shared_dir: Path, ledger: CaseLedger) -> None:
     kubelet = cluster.start_kubelet()
     cluster.start_operator()
     with ledger.fault("worker SIGKILLed mid-stage"):
@@ -59,8 +58,11 @@ def test_bursts_of_409_and_500_from_the_api_server(cluster: Cluster, shared_dir:
     ]
     with ledger.fault("API server 500/409 burst", count=sum(f.times or 0 for f in injected)):
         cluster.create("bursty", fake_spec(shared_dir))
-        eventually(lambda: succeeded(cluster, "bursty"), timeout=90,
-                   message=lambda: f"{cluster.resource('bursty')}\n{operator.logs()[-6000:]}")
+        eventually(
+            lambda: succeeded(cluster, "bursty"),
+            timeout=90,
+            message=lambda: f"{cluster.resource('bursty')}\n{operator.logs()[-6000:]}",
+        )
         assert all(f.exhausted for f in injected), [(f.status, f.hits) for f in injected]
         assert_no_orphaned_or_duplicated_jobs(cluster)
         names = sorted(j["metadata"]["name"] for j in cluster.jobs("bursty"))
@@ -71,19 +73,26 @@ def test_bursts_of_409_and_500_from_the_api_server(cluster: Cluster, shared_dir:
         assert metric_total(metrics_port, "optismith_reconcile_errors_total") >= 3
 
 
-def test_stage_deadline_exceeded_fails_after_max_attempts(cluster: Cluster, shared_dir: Path,
-                                                          ledger: CaseLedger) -> None:
+def test_stage_deadline_exceeded_fails_after_max_attempts(
+    cluster: Cluster, shared_dir: Path, ledger: CaseLedger
+) -> None:
     kubelet = cluster.start_kubelet()
     cluster.start_operator()
     with ledger.fault("Job deadline exceeded", count=2):
-        cluster.create("late", fake_spec(shared_dir, model="sleep-30",
-                                         execution={"stageDeadline": "1s", "backoff": "1s", "maxAttempts": 2}))
+        cluster.create(
+            "late",
+            fake_spec(
+                shared_dir, model="sleep-30", execution={"stageDeadline": "1s", "backoff": "1s", "maxAttempts": 2}
+            ),
+        )
         failed = eventually(lambda: stalled(cluster, "late"), timeout=60, message=lambda: str(cluster.resource("late")))
         assert failed["reason"] == "DeadlineExceeded"
         assert "after 2 attempt(s)" in failed["message"]
         assert cluster.resource("late")["status"]["phase"] == "Failed"
-        assert sorted(j["metadata"]["name"] for j in cluster.jobs("late")) == ["late-g1-prepare-a1",
-                                                                             "late-g1-prepare-a2"]
+        assert sorted(j["metadata"]["name"] for j in cluster.jobs("late")) == [
+            "late-g1-prepare-a1",
+            "late-g1-prepare-a2",
+        ]
         # The Job controller killed the overdue workers: none is left running for 30 s.
         eventually(lambda: all(r.exit_code is not None or r.killed for r in kubelet.runs), timeout=20)
         assert_no_orphaned_or_duplicated_jobs(cluster)
@@ -95,10 +104,12 @@ def test_operator_killed_three_times_while_the_api_server_fails_and_a_worker_die
     kubelet = cluster.start_kubelet()
     operator = cluster.start_operator()
     faults = cluster.api.faults
-    with ledger.fault("operator SIGKILLed and restarted", count=3), \
-            ledger.fault("API server 500/409 burst", count=5), ledger.fault("worker SIGKILLed mid-stage"):
-        cluster.create("chaos", fake_spec(shared_dir, model="sleep-1.5", execution={"backoff": "1s",
-                                                                                    "maxAttempts": 3}))
+    with (
+        ledger.fault("operator SIGKILLed and restarted", count=3),
+        ledger.fault("API server 500/409 burst", count=5),
+        ledger.fault("worker SIGKILLed mid-stage"),
+    ):
+        cluster.create("chaos", fake_spec(shared_dir, model="sleep-1.5", execution={"backoff": "1s", "maxAttempts": 3}))
         faults.inject(status=500, times=4, verb="create", resource="jobs")
         faults.inject(status=409, times=1, phase="after", verb="create", resource="jobs")
         run = wait_for_pid(kubelet, "chaos-g1-prepare-a1-")
@@ -106,8 +117,11 @@ def test_operator_killed_three_times_while_the_api_server_fails_and_a_worker_die
         operator.kill()
         operator.restart()
         for step in (2, 3):  # killed again while later Jobs exist
-            eventually(lambda: len(cluster.jobs("chaos")) >= step + 1, timeout=60,
-                       message=lambda: str(cluster.resource("chaos")))
+            eventually(
+                lambda: len(cluster.jobs("chaos")) >= step + 1,
+                timeout=60,
+                message=lambda: str(cluster.resource("chaos")),
+            )
             operator.kill()
             operator.restart()
         eventually(lambda: succeeded(cluster, "chaos"), timeout=120, message=lambda: str(cluster.resource("chaos")))

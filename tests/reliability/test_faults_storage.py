@@ -51,12 +51,22 @@ def stage_inputs(s3: Any, bucket: str, model_prefix: str, digits_dir: Path) -> N
 def worker_spec(server: Any, bucket: str, model_prefix: str, output_prefix: str, **overrides: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "model": {"uri": f"s3://{bucket}/{model_prefix}/"},
-        "storage": {"endpoint": server.endpoint, "region": server.region, "pathStyle": True,
-                    "credentialsSecret": {"name": SECRET}},
+        "storage": {
+            "endpoint": server.endpoint,
+            "region": server.region,
+            "pathStyle": True,
+            "credentialsSecret": {"name": SECRET},
+        },
         "variants": ["tf-savedmodel"],
         "evaluation": {"uri": f"s3://{bucket}/data/eval.npz", "samples": 200},
-        "benchmark": {"batchSizes": [1], "threads": [1], "timeBudget": "200ms", "minRounds": 3, "warmupRuns": 1,
-                      "scenarios": ["singleStream"]},
+        "benchmark": {
+            "batchSizes": [1],
+            "threads": [1],
+            "timeBudget": "200ms",
+            "minRounds": 3,
+            "warmupRuns": 1,
+            "scenarios": ["singleStream"],
+        },
         "output": {"uri": f"s3://{bucket}/{output_prefix}"},
         "execution": {"backoff": "1s", "maxAttempts": 2},
     }
@@ -66,9 +76,15 @@ def worker_spec(server: Any, bucket: str, model_prefix: str, output_prefix: str,
 
 def create_secret(cluster: Cluster, server: Any) -> None:
     data = {"AWS_ACCESS_KEY_ID": server.access_key, "AWS_SECRET_ACCESS_KEY": server.secret_key}
-    cluster.api.client.create(f"/api/v1/namespaces/{cluster.namespace}/secrets", {
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": SECRET, "namespace": cluster.namespace},
-        "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}})
+    cluster.api.client.create(
+        f"/api/v1/namespaces/{cluster.namespace}/secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": SECRET, "namespace": cluster.namespace},
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+        },
+    )
 
 
 def _s3_store(server: Any, uri: str) -> Any:
@@ -80,10 +96,12 @@ def _s3_store(server: Any, uri: str) -> Any:
 
 def assert_secret_never_leaked(cluster: Cluster, kubelet: Any, operator: Any, server: Any, bucket: str) -> None:
     s3 = server.client()
-    haystacks = {"resources": json.dumps(cluster.api.list("modeloptimizations", cluster.namespace)),
-                 "events": json.dumps(cluster.api.list("events", cluster.namespace)),
-                 "jobs": json.dumps(cluster.api.list("jobs", cluster.namespace)),
-                 "operator log": operator.logs()}
+    haystacks = {
+        "resources": json.dumps(cluster.api.list("modeloptimizations", cluster.namespace)),
+        "events": json.dumps(cluster.api.list("events", cluster.namespace)),
+        "jobs": json.dumps(cluster.api.list("jobs", cluster.namespace)),
+        "operator log": operator.logs(),
+    }
     for run in kubelet.runs:
         haystacks[f"pod {run.name}"] = kubelet.logs(run.namespace, run.name) + run.message
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
@@ -108,14 +126,19 @@ def test_s3_down_during_prepare_download_fails_clearly_then_a_new_generation_suc
         cluster.create("s3down", worker_spec(server, bucket, "models/digits", "runs"))
         wait_for_pid(kubelet, "s3down-g1-prepare-a1-")
         server.kill()  # the worker is still importing TensorFlow: its first S3 request meets a dead store
-        failed = eventually(lambda: stalled(cluster, "s3down"), timeout=120,
-                            message=lambda: f"{cluster.resource('s3down')}\n{operator.logs()[-3000:]}")
+        failed = eventually(
+            lambda: stalled(cluster, "s3down"),
+            timeout=120,
+            message=lambda: f"{cluster.resource('s3down')}\n{operator.logs()[-3000:]}",
+        )
         assert failed["reason"] == "StorageError", failed
         assert f"S3 endpoint {server.endpoint} unreachable" in failed["message"], failed["message"]
         assert "prepare failed after 2 attempt(s)" in failed["message"]
         assert cluster.resource("s3down")["status"]["phase"] == "Failed"
         assert sorted(j["metadata"]["name"] for j in cluster.jobs("s3down")) == [
-            "s3down-g1-prepare-a1", "s3down-g1-prepare-a2"]
+            "s3down-g1-prepare-a1",
+            "s3down-g1-prepare-a2",
+        ]
         assert all(r.exit_code == 5 for r in kubelet.runs), [(r.name, r.exit_code) for r in kubelet.runs]
         assert_no_orphaned_or_duplicated_jobs(cluster)
 
@@ -125,8 +148,11 @@ def test_s3_down_during_prepare_download_fails_clearly_then_a_new_generation_suc
 
         path = cluster.api.path("modeloptimizations", cluster.namespace, "s3down")
         cluster.api.client.patch(path, {"spec": {"benchmark": {"minRounds": 4}}})
-        eventually(lambda: succeeded(cluster, "s3down"), timeout=240,
-                   message=lambda: f"{cluster.resource('s3down')}\n{operator.logs()[-3000:]}")
+        eventually(
+            lambda: succeeded(cluster, "s3down"),
+            timeout=240,
+            message=lambda: f"{cluster.resource('s3down')}\n{operator.logs()[-3000:]}",
+        )
         status = cluster.resource("s3down")["status"]
         assert status["observedGeneration"] == 2 and status["winner"]["variant"] == "tf-savedmodel"
         gen2 = _s3_store(server, f"s3://{bucket}/runs/ml/s3down/gen-2")
@@ -153,25 +179,44 @@ def test_s3_down_during_upload_is_retried_until_it_is_back_and_nothing_is_lost(
 
     with ledger.fault("S3 stopped during an upload"):
         # tflite-fp32 keeps prepare uploading for a second or more after its first object appears.
-        cluster.create("upload", worker_spec(server, bucket, model_prefix, output_prefix,
-                                             variants=["tflite-fp32"],
-                                             execution={"backoff": "5s", "maxAttempts": 3}))
+        cluster.create(
+            "upload",
+            worker_spec(
+                server,
+                bucket,
+                model_prefix,
+                output_prefix,
+                variants=["tflite-fp32"],
+                execution={"backoff": "5s", "maxAttempts": 3},
+            ),
+        )
         eventually(first_upload, timeout=120, interval=0.01)
         server.kill()
-        first = eventually(lambda: next((r for r in kubelet.runs if r.name.startswith("upload-g1-prepare-a1-")
-                                         and r.exit_code is not None), None), timeout=60)
+        first = eventually(
+            lambda: next(
+                (r for r in kubelet.runs if r.name.startswith("upload-g1-prepare-a1-") and r.exit_code is not None),
+                None,
+            ),
+            timeout=60,
+        )
         assert first.exit_code == 5, f"the first attempt was not interrupted: {first.message}"
         summary = json.loads(first.message)
         assert summary["reason"] == "StorageError" and server.endpoint in summary["message"]
         assert any(f"while trying to {action}" in summary["message"] for action in ("upload", "write")), summary
         # The cause is in the status while the operator waits to retry.
-        retrying = eventually(lambda: (c := (cluster.condition("upload", "Succeeded") or {})).get("reason") == "Backoff"
-                              and c, timeout=60, message=lambda: str(cluster.resource("upload")))
+        retrying = eventually(
+            lambda: (c := (cluster.condition("upload", "Succeeded") or {})).get("reason") == "Backoff" and c,
+            timeout=60,
+            message=lambda: str(cluster.resource("upload")),
+        )
         assert f"S3 endpoint {server.endpoint} unreachable" in retrying["message"]
         server.start()  # usually back before the second attempt's first request; if not, a third one follows
 
-        eventually(lambda: succeeded(cluster, "upload"), timeout=240,
-                   message=lambda: f"{cluster.resource('upload')}\n{operator.logs()[-3000:]}")
+        eventually(
+            lambda: succeeded(cluster, "upload"),
+            timeout=240,
+            message=lambda: f"{cluster.resource('upload')}\n{operator.logs()[-3000:]}",
+        )
         prepare = cluster.resource("upload")["status"]["stages"][0]
         assert prepare["attempts"] in (2, 3) and prepare["state"] == "succeeded"
         store = _s3_store(server, f"s3://{bucket}/{run_prefix}")

@@ -45,13 +45,17 @@ def other_than(name: str, limit: int) -> str:
 
 @settings(max_examples=300, deadline=None, database=None)
 @given(name=resource_names(), generation=st.integers(1, 2**63 - 1), step=steps(), attempt=st.integers(1, 20))
-def test_job_names_are_valid_short_and_unique(name: str, generation: int, step: JobStep, attempt: int,
-                                              session_ledger: object) -> None:
+def test_job_names_are_valid_short_and_unique(
+    name: str, generation: int, step: JobStep, attempt: int, session_ledger: object
+) -> None:
     made = job_name(name, generation, step, attempt)
     assert JOB_NAME.fullmatch(made), made
     assert job_name(name, generation, step, attempt) == made  # deterministic: restarts find their Jobs
-    others = {job_name(name, generation, step, attempt + 1), job_name(name, generation + 1, step, attempt),
-              job_name(other_than(name, 253), generation, step, attempt)}
+    others = {
+        job_name(name, generation, step, attempt + 1),
+        job_name(name, generation + 1, step, attempt),
+        job_name(other_than(name, 253), generation, step, attempt),
+    }
     if step.target:
         others.add(job_name(name, generation, JobStep(step.phase, other_than(step.target, 63)), attempt))
     assert made not in others, (made, others)
@@ -72,8 +76,7 @@ def test_the_cases_that_broke_job_names() -> None:
 
 @pytest.mark.operator
 @pytest.mark.slow
-def test_longest_names_run_to_completion_with_retries(cluster: Cluster, shared_dir: Path,
-                                                      ledger: CaseLedger) -> None:
+def test_longest_names_run_to_completion_with_retries(cluster: Cluster, shared_dir: Path, ledger: CaseLedger) -> None:
     cluster.start_kubelet()
     cluster.start_operator()
     long_name = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])  # 253 characters
@@ -108,8 +111,7 @@ ODD_KEYS = [
 
 
 @pytest.mark.parametrize("backend", ["local", pytest.param("s3", marks=pytest.mark.s3)])
-def test_odd_keys_round_trip(backend: str, tmp_path: Path, request: pytest.FixtureRequest,
-                             ledger: CaseLedger) -> None:
+def test_odd_keys_round_trip(backend: str, tmp_path: Path, request: pytest.FixtureRequest, ledger: CaseLedger) -> None:
     if backend == "s3":
         bucket = request.getfixturevalue("s3_bucket")
         store = open_storage(f"s3://{bucket}/odd ✓/prefix")

@@ -30,8 +30,10 @@ def digits(digits_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     return {"saved_model": digits_dir / "model", "frozen": frozen_path, "x": x, "expected": np.asarray(model(x))}
 
 
-@pytest.mark.parametrize(("runtime", "artifact"), [(SavedModelRuntime, "saved_model"), (GraphDefRuntime, "frozen"),
-                                                    (XlaRuntime, "saved_model")])
+@pytest.mark.parametrize(
+    ("runtime", "artifact"),
+    [(SavedModelRuntime, "saved_model"), (GraphDefRuntime, "frozen"), (XlaRuntime, "saved_model")],
+)
 def test_runtime_reproduces_the_keras_model(runtime: type, artifact: str, digits: dict[str, object]) -> None:
     session = runtime.load(digits[artifact], threads=1)
     try:
@@ -84,8 +86,9 @@ def test_each_session_gets_its_own_thread_pool_even_after_eager_tensorflow_start
     if not Path("/proc/self/task").is_dir():
         pytest.skip("counts threads through /proc")
     env = {k: v for k, v in os.environ.items() if k != "TF_OVERRIDE_GLOBAL_THREADPOOL"}
-    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
-                            env=env, timeout=300, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, env=env, timeout=300, check=True
+    )
     started = int(result.stdout.strip().splitlines()[-1])
     assert started >= 5, f"a threads=5 session started only {started} threads: it shares a global pool"
 
@@ -123,8 +126,11 @@ def test_registered_available_and_versioned() -> None:
 
     from optismith.runtimes import get_runtime
 
-    for name, runtime in (("tf-savedmodel", SavedModelRuntime), ("tf-graphdef", GraphDefRuntime),
-                          ("tf-xla", XlaRuntime)):
+    for name, runtime in (
+        ("tf-savedmodel", SavedModelRuntime),
+        ("tf-graphdef", GraphDefRuntime),
+        ("tf-xla", XlaRuntime),
+    ):
         assert get_runtime(name) is runtime
         assert runtime.availability() is None
         assert runtime.versions() == {"tensorflow": tf.__version__}

@@ -24,7 +24,7 @@ def _convert(saved_model: Path, calibration: np.ndarray | None, int8_io: bool, t
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=["serving_default"])
     if calibration is not None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ({"image": calibration[i:i + 1]} for i in range(64))
+        converter.representative_dataset = lambda: ({"image": calibration[i : i + 1]} for i in range(64))
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     if int8_io:
         converter.inference_input_type = tf.int8

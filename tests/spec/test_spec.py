@@ -17,8 +17,7 @@ MINIMAL = {
     "apiVersion": "optismith.io/v1alpha1",
     "kind": "ModelOptimization",
     "metadata": {"name": "m"},
-    "spec": {"model": {"uri": "s3://models/m"}, "output": {"uri": "s3://runs"},
-             "calibration": {"synthetic": True}},
+    "spec": {"model": {"uri": "s3://models/m"}, "output": {"uri": "s3://runs"}, "calibration": {"synthetic": True}},
 }
 
 
@@ -40,8 +39,16 @@ def test_minimal_manifest_gets_defaults() -> None:
 
 @pytest.mark.parametrize(
     ("text", "parser", "expected"),
-    [("1%", percent, 0.01), ("0.5%", percent, 0.005), ("0.5ms", seconds, 0.0005), ("2s", seconds, 2.0),
-     ("1m", seconds, 60.0), ("50Mi", size_bytes, 50 * 2**20), ("1G", size_bytes, 10**9), ("100", size_bytes, 100)],
+    [
+        ("1%", percent, 0.01),
+        ("0.5%", percent, 0.005),
+        ("0.5ms", seconds, 0.0005),
+        ("2s", seconds, 2.0),
+        ("1m", seconds, 60.0),
+        ("50Mi", size_bytes, 50 * 2**20),
+        ("1G", size_bytes, 10**9),
+        ("100", size_bytes, 100),
+    ],
 )
 def test_quantities_parse(text: str, parser, expected: float) -> None:
     assert parser(text) == pytest.approx(expected)
@@ -52,10 +59,16 @@ def test_quantities_parse(text: str, parser, expected: float) -> None:
     [
         ({"benchmark": {"batchSizez": [1]}}, "spec.benchmark.batchSizez", "unknown field"),
         ({"benchmark": {"batchSizes": [0]}}, "spec.benchmark.batchSizes[0]", "greater than or equal"),
-        ({"selection": {"constraints": {"maxAccuracyDrop": "0.01"}}},
-         "spec.selection.constraints.maxAccuracyDrop", "pattern"),
-        ({"selection": {"constraints": {"maxAccuracyDrop": 0.01}}},
-         "spec.selection.constraints.maxAccuracyDrop", "string"),
+        (
+            {"selection": {"constraints": {"maxAccuracyDrop": "0.01"}}},
+            "spec.selection.constraints.maxAccuracyDrop",
+            "pattern",
+        ),
+        (
+            {"selection": {"constraints": {"maxAccuracyDrop": 0.01}}},
+            "spec.selection.constraints.maxAccuracyDrop",
+            "string",
+        ),
         ({"benchmark": {"timeBudget": "3 seconds"}}, "spec.benchmark.timeBudget", "pattern"),
         ({"variants": ["tflite-int4"]}, "spec.variants[0]", "tflite-int8"),
         ({"model": {"uri": "m.pb", "format": "frozen-graph"}}, "spec.model", "model.inputs"),

@@ -102,16 +102,29 @@ def install_fakes(monkeypatch: pytest.MonkeyPatch) -> None:
     FakeRuntime.loads = []
 
 
-def manifest(run_root: Path, *, benchmark: dict[str, Any] | None = None, selection: dict[str, Any] | None = None,
-             evaluation: dict[str, Any] | None = None, promotion: str | None = None,
-             targets: list[dict[str, Any]] | None = None) -> ModelOptimization:
+def manifest(
+    run_root: Path,
+    *,
+    benchmark: dict[str, Any] | None = None,
+    selection: dict[str, Any] | None = None,
+    evaluation: dict[str, Any] | None = None,
+    promotion: str | None = None,
+    targets: list[dict[str, Any]] | None = None,
+) -> ModelOptimization:
     spec: dict[str, Any] = {
         "model": {"uri": str(run_root / "model")},
         "output": {"uri": str(run_root / "out")},
         "variants": ["tf-savedmodel", "tflite-fp32"],
-        "benchmark": {"batchSizes": [1, 4], "threads": [1], "warmupRuns": 2, "minRounds": 10,
-                      "timeBudget": "1s", "stability": "5%", "scenarios": ["singleStream", "offline"],
-                      **(benchmark or {})},
+        "benchmark": {
+            "batchSizes": [1, 4],
+            "threads": [1],
+            "warmupRuns": 2,
+            "minRounds": 10,
+            "timeBudget": "1s",
+            "stability": "5%",
+            "scenarios": ["singleStream", "offline"],
+            **(benchmark or {}),
+        },
         "selection": selection or {},
         "evaluation": evaluation or {},
     }
@@ -119,36 +132,69 @@ def manifest(run_root: Path, *, benchmark: dict[str, Any] | None = None, selecti
         spec["promotion"] = {"uri": promotion}
     if targets:
         spec["targets"] = targets
-    return ModelOptimization.model_validate({
-        "apiVersion": "optismith.io/v1alpha1", "kind": "ModelOptimization",
-        "metadata": {"name": "digits", "namespace": "ml", "generation": 3}, "spec": spec,
-    })
+    return ModelOptimization.model_validate(
+        {
+            "apiVersion": "optismith.io/v1alpha1",
+            "kind": "ModelOptimization",
+            "metadata": {"name": "digits", "namespace": "ml", "generation": 3},
+            "spec": spec,
+        }
+    )
 
 
-def fake_variant(name: str, *, units: dict[int, int] | int = 1, runtime: str = FAKE, jitter: int = 0,
-                 noise: float = 0.0, fail_batches: tuple[int, ...] = (), status: str = "built",
-                 size_bytes: int | None = None, ballast_mb: int = 0) -> tuple[VariantRecord, dict[str, Any]]:
+def fake_variant(
+    name: str,
+    *,
+    units: dict[int, int] | int = 1,
+    runtime: str = FAKE,
+    jitter: int = 0,
+    noise: float = 0.0,
+    fail_batches: tuple[int, ...] = (),
+    status: str = "built",
+    size_bytes: int | None = None,
+    ballast_mb: int = 0,
+) -> tuple[VariantRecord, dict[str, Any]]:
     per_threads = units if isinstance(units, dict) else {1: units}
-    config = {"units": {str(k): v for k, v in per_threads.items()}, "jitter": jitter, "noise": noise,
-              "fail_batches": list(fail_batches), "ballast_mb": ballast_mb}
-    record = VariantRecord(name=name, runtime=runtime, status=status,  # type: ignore[arg-type]
-                           artifact=f"variants/{name}/model.json" if status == "built" else None,
-                           size_bytes=size_bytes if size_bytes is not None else 1000 * (len(name) + 1),
-                           built_by="inspect", reason="" if status == "built" else "conversion failed")
+    config = {
+        "units": {str(k): v for k, v in per_threads.items()},
+        "jitter": jitter,
+        "noise": noise,
+        "fail_batches": list(fail_batches),
+        "ballast_mb": ballast_mb,
+    }
+    record = VariantRecord(
+        name=name,
+        runtime=runtime,
+        status=status,  # type: ignore[arg-type]
+        artifact=f"variants/{name}/model.json" if status == "built" else None,
+        size_bytes=size_bytes if size_bytes is not None else 1000 * (len(name) + 1),
+        built_by="inspect",
+        reason="" if status == "built" else "conversion failed",
+    )
     return record, config
 
 
-def make_run(tmp_path: Path, variants: list[tuple[VariantRecord, dict[str, Any]]], *,
-             model: ModelOptimization | None = None, target: str | None = "cpu",
-             samples: int = 16) -> StageContext:
+def make_run(
+    tmp_path: Path,
+    variants: list[tuple[VariantRecord, dict[str, Any]]],
+    *,
+    model: ModelOptimization | None = None,
+    target: str | None = "cpu",
+    samples: int = 16,
+) -> StageContext:
     """A run directory with an inspect record listing `variants`, their artifacts and sample inputs."""
     store = LocalStorage(tmp_path / "run")
     for record, config in variants:
         if record.artifact:
             store.write_bytes(record.artifact, json.dumps(config).encode())
-    inspect = StageRecord(stage="inspect", status="succeeded", started_at="2025-01-01T00:00:00.000Z",
-                          finished_at="2025-01-01T00:00:01.000Z", duration_seconds=1.0,
-                          variants=[record for record, _ in variants])
+    inspect = StageRecord(
+        stage="inspect",
+        status="succeeded",
+        started_at="2025-01-01T00:00:00.000Z",
+        finished_at="2025-01-01T00:00:01.000Z",
+        duration_seconds=1.0,
+        variants=[record for record, _ in variants],
+    )
     store.write_bytes(record_key("inspect"), inspect.model_dump_json().encode())
     rng = np.random.default_rng(3)
     path = tmp_path / "inputs.npz"
@@ -163,8 +209,9 @@ def make_run(tmp_path: Path, variants: list[tuple[VariantRecord, dict[str, Any]]
 
 def store_record(ctx: StageContext, record: StageRecord) -> None:
     """What the pipeline runner does after a stage returns."""
-    record = record.model_copy(update={"started_at": "2025-01-01T00:00:02.000Z",
-                                       "finished_at": "2025-01-01T00:00:03.000Z"})
+    record = record.model_copy(
+        update={"started_at": "2025-01-01T00:00:02.000Z", "finished_at": "2025-01-01T00:00:03.000Z"}
+    )
     ctx.store.write_bytes(record_key(record.stage, record.target), record.model_dump_json().encode())
 
 

@@ -45,10 +45,14 @@ def prepare_run_from(source: Path, sample_inputs: dict[str, np.ndarray], run_dir
     output_specs = serving.structured_outputs
     graph_inputs = [t for t in frozen.inputs if t.dtype != tf.resource]
     io = {
-        "inputs": [_describe(name, tensor.name, input_specs[name]) for name, tensor in
-                   zip(sorted(input_specs), graph_inputs, strict=True)],
-        "outputs": [_describe(name, tensor.name, output_specs[name]) for name, tensor in
-                    zip(sorted(output_specs), frozen.outputs, strict=True)],
+        "inputs": [
+            _describe(name, tensor.name, input_specs[name])
+            for name, tensor in zip(sorted(input_specs), graph_inputs, strict=True)
+        ],
+        "outputs": [
+            _describe(name, tensor.name, output_specs[name])
+            for name, tensor in zip(sorted(output_specs), frozen.outputs, strict=True)
+        ],
     }
     (frozen_dir / "io.json").write_text(json.dumps(io))
 
@@ -61,22 +65,28 @@ def prepare_run_from(source: Path, sample_inputs: dict[str, np.ndarray], run_dir
 
 
 def _describe(name: str, tensor: str, spec: Any) -> dict[str, Any]:
-    return {"name": name, "tensor": tensor, "dtype": spec.dtype.name,
-            "shape": [None if d is None else int(d) for d in spec.shape]}
+    return {
+        "name": name,
+        "tensor": tensor,
+        "dtype": spec.dtype.name,
+        "shape": [None if d is None else int(d) for d in spec.shape],
+    }
 
 
 def make_context(run_dir: Path, workdir: Path, variants: list[str], **calibration: Any) -> StageContext:
-    manifest = ModelOptimization.model_validate({
-        "apiVersion": "optismith.io/v1alpha1",
-        "kind": "ModelOptimization",
-        "metadata": {"name": "digits"},
-        "spec": {
-            "model": {"uri": str(run_dir / "variants" / "tf-savedmodel" / "saved_model")},
-            "output": {"uri": str(run_dir.parent)},
-            "variants": variants,
-            "calibration": calibration,
-        },
-    })
+    manifest = ModelOptimization.model_validate(
+        {
+            "apiVersion": "optismith.io/v1alpha1",
+            "kind": "ModelOptimization",
+            "metadata": {"name": "digits"},
+            "spec": {
+                "model": {"uri": str(run_dir / "variants" / "tf-savedmodel" / "saved_model")},
+                "output": {"uri": str(run_dir.parent)},
+                "variants": variants,
+                "calibration": calibration,
+            },
+        }
+    )
     workdir.mkdir(parents=True, exist_ok=True)
     return StageContext(manifest=manifest, store=LocalStorage(run_dir), workdir=workdir)
 

@@ -25,8 +25,11 @@ def _by_name(benchmarks: list[VariantBenchmark]) -> dict[str, VariantBenchmark]:
 
 
 def test_a_variant_doing_a_third_of_the_work_is_about_three_times_faster(tmp_path: Path) -> None:
-    ctx = make_run(tmp_path, [fake_variant("tf-savedmodel", units=3), fake_variant("tflite-fp32", units=1)],
-                   model=manifest(tmp_path, benchmark={"timeBudget": "2s"}))
+    ctx = make_run(
+        tmp_path,
+        [fake_variant("tf-savedmodel", units=3), fake_variant("tflite-fp32", units=1)],
+        model=manifest(tmp_path, benchmark={"timeBudget": "2s"}),
+    )
     record = BenchmarkStage().run(ctx)
     results = _by_name(record.benchmarks)
     fast = results["tflite-fp32"]
@@ -57,8 +60,11 @@ def test_a_variant_doing_a_third_of_the_work_is_about_three_times_faster(tmp_pat
 
 
 def test_environment_is_recorded(tmp_path: Path) -> None:
-    ctx = make_run(tmp_path, [fake_variant("tf-savedmodel", units=1)],
-                   model=manifest(tmp_path, benchmark={"batchSizes": [1], "minRounds": 6}))
+    ctx = make_run(
+        tmp_path,
+        [fake_variant("tf-savedmodel", units=1)],
+        model=manifest(tmp_path, benchmark={"batchSizes": [1], "minRounds": 6}),
+    )
     env = BenchmarkStage().run(ctx).payload["environment"]
     assert env["cpu"]["model"]
     assert isinstance(env["cpu"]["flags"], list)
@@ -71,11 +77,15 @@ def test_environment_is_recorded(tmp_path: Path) -> None:
 
 def test_the_thread_sweep_picks_the_fastest_thread_count(tmp_path: Path) -> None:
     model = manifest(tmp_path, benchmark={"threads": [1, 2], "batchSizes": [1]})
-    ctx = make_run(tmp_path, [
-        fake_variant("tf-savedmodel", units=2),
-        fake_variant("tflite-fp32", units={1: 4, 2: 1}),  # scales with threads
-        fake_variant("onnx-fp32", units={1: 1, 2: 4}),  # gets slower with more threads
-    ], model=model)
+    ctx = make_run(
+        tmp_path,
+        [
+            fake_variant("tf-savedmodel", units=2),
+            fake_variant("tflite-fp32", units={1: 4, 2: 1}),  # scales with threads
+            fake_variant("onnx-fp32", units={1: 1, 2: 4}),  # gets slower with more threads
+        ],
+        model=model,
+    )
     results = _by_name(BenchmarkStage().run(ctx).benchmarks)
     assert results["tflite-fp32"].best_by_batch["1"].threads == 2
     assert results["onnx-fp32"].best_by_batch["1"].threads == 1
@@ -87,8 +97,9 @@ def test_the_thread_sweep_picks_the_fastest_thread_count(tmp_path: Path) -> None
 
 def test_a_tiny_budget_flags_noisy_results_unstable(tmp_path: Path) -> None:
     model = manifest(tmp_path, benchmark={"timeBudget": "1ms", "stability": "1%", "batchSizes": [1]})
-    ctx = make_run(tmp_path, [fake_variant("tf-savedmodel", units=1),
-                              fake_variant("tflite-fp32", units=1, jitter=8)], model=model)
+    ctx = make_run(
+        tmp_path, [fake_variant("tf-savedmodel", units=1), fake_variant("tflite-fp32", units=1, jitter=8)], model=model
+    )
     record = BenchmarkStage().run(ctx)
     config = _by_name(record.benchmarks)["tflite-fp32"].configs[0]
     assert not config.stable
@@ -97,14 +108,17 @@ def test_a_tiny_budget_flags_noisy_results_unstable(tmp_path: Path) -> None:
 
 
 def test_unrunnable_and_failing_variants_do_not_fail_the_stage(tmp_path: Path) -> None:
-    ctx = make_run(tmp_path, [
-        fake_variant("tf-savedmodel", units=1),
-        fake_variant("openvino-fp32", runtime="fake-missing"),
-        fake_variant("tftrt-fp16", units=1),  # needs a GPU, and the target is a CPU
-        fake_variant("onnx-int8", status="failed"),  # never built: nothing to measure
-        fake_variant("tflite-fp16", units=1, fail_batches=(4,)),
-        fake_variant("tflite-int8", units=1, fail_batches=(1, 4)),
-    ])
+    ctx = make_run(
+        tmp_path,
+        [
+            fake_variant("tf-savedmodel", units=1),
+            fake_variant("openvino-fp32", runtime="fake-missing"),
+            fake_variant("tftrt-fp16", units=1),  # needs a GPU, and the target is a CPU
+            fake_variant("onnx-int8", status="failed"),  # never built: nothing to measure
+            fake_variant("tflite-fp16", units=1, fail_batches=(4,)),
+            fake_variant("tflite-int8", units=1, fail_batches=(1, 4)),
+        ],
+    )
     results = _by_name(BenchmarkStage().run(ctx).benchmarks)
     assert results["openvino-fp32"].status == "skipped"
     assert "fake-missing not installed" in results["openvino-fp32"].reason
@@ -118,11 +132,18 @@ def test_unrunnable_and_failing_variants_do_not_fail_the_stage(tmp_path: Path) -
 
 
 def test_server_scenario_runs_on_the_best_config_of_the_selection_batch(tmp_path: Path) -> None:
-    model = manifest(tmp_path, benchmark={"threads": [1, 2], "batchSizes": [1, 4],
-                                          "scenarios": ["singleStream", "offline", "server"],
-                                          "serverDuration": "300ms"})
-    ctx = make_run(tmp_path, [fake_variant("tf-savedmodel", units=2),
-                              fake_variant("tflite-fp32", units={1: 3, 2: 1})], model=model)
+    model = manifest(
+        tmp_path,
+        benchmark={
+            "threads": [1, 2],
+            "batchSizes": [1, 4],
+            "scenarios": ["singleStream", "offline", "server"],
+            "serverDuration": "300ms",
+        },
+    )
+    ctx = make_run(
+        tmp_path, [fake_variant("tf-savedmodel", units=2), fake_variant("tflite-fp32", units={1: 3, 2: 1})], model=model
+    )
     results = _by_name(BenchmarkStage().run(ctx).benchmarks)
     for name in ("tflite-fp32", "tf-savedmodel"):
         best = results[name].best_by_batch["1"]
@@ -138,8 +159,16 @@ def test_server_scenario_runs_on_the_best_config_of_the_selection_batch(tmp_path
 
 
 def test_server_scenario_at_a_given_rate(tmp_path: Path) -> None:
-    model = manifest(tmp_path, benchmark={"batchSizes": [1], "minRounds": 6, "serverQps": 200,
-                                          "scenarios": ["server"], "serverDuration": "500ms"})
+    model = manifest(
+        tmp_path,
+        benchmark={
+            "batchSizes": [1],
+            "minRounds": 6,
+            "serverQps": 200,
+            "scenarios": ["server"],
+            "serverDuration": "500ms",
+        },
+    )
     ctx = make_run(tmp_path, [fake_variant("tf-savedmodel", units=1)], model=model)
     best = BenchmarkStage().run(ctx).benchmarks[0].best_by_batch["1"]
     # ~100 Poisson arrivals at 200/s: far below capacity, so all are served at the offered rate.
@@ -148,16 +177,26 @@ def test_server_scenario_at_a_given_rate(tmp_path: Path) -> None:
 
 
 def test_default_server_rate_is_half_the_measured_capacity() -> None:
-    config = ConfigResult(batch_size=8, threads=1, latency=latency_stats([0.002, 0.002, 0.002, 0.002]),
-                          baseline_latency=latency_stats([0.004] * 4), speedup=2.0, throughput_per_s=4000.0,
-                          stable=True, rounds=4)
+    config = ConfigResult(
+        batch_size=8,
+        threads=1,
+        latency=latency_stats([0.002, 0.002, 0.002, 0.002]),
+        baseline_latency=latency_stats([0.004] * 4),
+        speedup=2.0,
+        throughput_per_s=4000.0,
+        stable=True,
+        rounds=4,
+    )
     assert default_server_qps(config) == pytest.approx(250.0)  # 500 requests/s at 2 ms each
 
 
 def test_peak_rss_counts_what_the_variant_holds(tmp_path: Path) -> None:
     model = manifest(tmp_path, benchmark={"batchSizes": [1], "minRounds": 6})
-    ctx = make_run(tmp_path, [fake_variant("tf-savedmodel", units=1),
-                              fake_variant("tflite-fp32", units=1, ballast_mb=64)], model=model)
+    ctx = make_run(
+        tmp_path,
+        [fake_variant("tf-savedmodel", units=1), fake_variant("tflite-fp32", units=1, ballast_mb=64)],
+        model=model,
+    )
     results = _by_name(BenchmarkStage().run(ctx).benchmarks)
     assert results["tflite-fp32"].peak_rss_bytes is not None
     assert results["tflite-fp32"].peak_rss_bytes >= 48 * 2**20

@@ -26,10 +26,10 @@ from optismith.stages.variants import variant_key
 from optismith.storage.local import LocalStorage
 
 MLIR_ERROR = (
-    "Could not translate MLIR to FlatBuffer.<unknown>:0: error: loc(callsite(fused[\"MatrixDeterminant:\", "
-    "\"MatrixDeterminant@__inference_f_15\"] at fused[\"StatefulPartitionedCall:\", \"StatefulPartitionedCall\"])): "
+    'Could not translate MLIR to FlatBuffer.<unknown>:0: error: loc(callsite(fused["MatrixDeterminant:", '
+    '"MatrixDeterminant@__inference_f_15"] at fused["StatefulPartitionedCall:", "StatefulPartitionedCall"])): '
     "'tf.MatrixDeterminant' op is neither a custom op nor a flex op\n"
-    "<unknown>:0: note: loc(fused[\"StatefulPartitionedCall:\", \"StatefulPartitionedCall\"]): called from\n"
+    '<unknown>:0: note: loc(fused["StatefulPartitionedCall:", "StatefulPartitionedCall"]): called from\n'
     "<unknown>:0: error: failed while converting: 'main'"
 )
 
@@ -110,10 +110,14 @@ def ctx(tmp_path: Path) -> StageContext:
     x = np.random.default_rng(0).random((5, 2)).astype(np.float32)
     np.savez(run / "samples" / "inputs.npz", image=x)
     np.savez(run / "samples" / "outputs.npz", scores=x)
-    manifest = ModelOptimization.model_validate({
-        "apiVersion": "optismith.io/v1alpha1", "kind": "ModelOptimization", "metadata": {"name": "m"},
-        "spec": {"model": {"uri": "/m"}, "output": {"uri": str(tmp_path)}, "variants": ["tflite-fp32"]},
-    })
+    manifest = ModelOptimization.model_validate(
+        {
+            "apiVersion": "optismith.io/v1alpha1",
+            "kind": "ModelOptimization",
+            "metadata": {"name": "m"},
+            "spec": {"model": {"uri": "/m"}, "output": {"uri": str(tmp_path)}, "variants": ["tflite-fp32"]},
+        }
+    )
     return StageContext(manifest=manifest, store=LocalStorage(run), workdir=tmp_path / "work")
 
 
@@ -140,8 +144,9 @@ def test_a_built_variant_is_published_with_numerics(ctx: StageContext) -> None:
 
 
 def test_non_finite_outputs_reject_the_variant(ctx: StageContext) -> None:
-    record = build_variant(ctx, "tflite-fp32", _writer(float("nan")), ScaleRuntime, load_reference(ctx),
-                           built_by="quantize")
+    record = build_variant(
+        ctx, "tflite-fp32", _writer(float("nan")), ScaleRuntime, load_reference(ctx), built_by="quantize"
+    )
     assert record.status == "rejected"
     assert record.reason == "outputs NaN or infinite values on the sample inputs"
 

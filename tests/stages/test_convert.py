@@ -25,12 +25,12 @@ def prepared(digits_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 
 @pytest.fixture(scope="module")
-def converted(prepared: Path, digits_dir: Path, tmp_path_factory: pytest.TempPathFactory
-              ) -> tuple[StageRecord, Path]:
+def converted(prepared: Path, digits_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[StageRecord, Path]:
     root = tmp_path_factory.mktemp("convert-all")
     run = copy_run(prepared, root / "run")
-    ctx = make_context(run, root / "work", list(CONVERT_VARIANTS),
-                       uri=str(digits_dir / "data" / "calibration.npz"), samples=64)
+    ctx = make_context(
+        run, root / "work", list(CONVERT_VARIANTS), uri=str(digits_dir / "data" / "calibration.npz"), samples=64
+    )
     return ConvertStage().run(ctx), run
 
 
@@ -69,8 +69,11 @@ def test_onnx_int8_is_static_qdq_and_agrees(converted: tuple[StageRecord, Path],
     ops = {node.op_type for node in onnx.load(str(run / variant_key("onnx-int8"))).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     assert "DynamicQuantizeLinear" not in ops  # dynamic quantization was measured slower than float
-    assert record.payload["calibration"] == {"source": "file", "uri": str(digits_dir / "data" / "calibration.npz"),
-                                             "samples": 64}
+    assert record.payload["calibration"] == {
+        "source": "file",
+        "uri": str(digits_dir / "data" / "calibration.npz"),
+        "samples": 64,
+    }
 
 
 def test_tftrt_is_skipped_without_a_gpu(converted: tuple[StageRecord, Path]) -> None:
@@ -99,8 +102,9 @@ def test_openvino_follows_its_availability(converted: tuple[StageRecord, Path]) 
         assert variant.numerics is not None and variant.numerics.relative_error < 1e-4
 
 
-def test_openvino_is_skipped_when_not_installed(prepared: Path, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_openvino_is_skipped_when_not_installed(
+    prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from importlib import util
 
     real_find_spec = util.find_spec
@@ -135,8 +139,9 @@ def test_onnx_int8_is_skipped_without_calibration(prepared: Path, tmp_path: Path
 def test_missing_frozen_graph_fails_the_onnx_variants_not_the_stage(prepared: Path, tmp_path: Path) -> None:
     run = copy_run(prepared, tmp_path / "run")
     (run / "variants" / "tf-frozen" / "frozen.pb").unlink()
-    record = ConvertStage().run(make_context(run, tmp_path / "work", ["onnx-fp32", "onnx-int8", "tftrt-fp16"],
-                                             synthetic=True, samples=8))
+    record = ConvertStage().run(
+        make_context(run, tmp_path / "work", ["onnx-fp32", "onnx-int8", "tftrt-fp16"], synthetic=True, samples=8)
+    )
     by_name = {v.name: v for v in record.variants}
     assert by_name["onnx-fp32"].status == "failed"
     assert "freeze stage must build tf-frozen first" in by_name["onnx-fp32"].reason

@@ -33,8 +33,7 @@ def _by_name(accuracy: list[Accuracy]) -> dict[str, Accuracy]:
 
 
 def _variants() -> list:  # type: ignore[type-arg]
-    return [fake_variant("tf-savedmodel"), fake_variant("tflite-fp32"),
-            fake_variant("tflite-int8", noise=3.0)]
+    return [fake_variant("tf-savedmodel"), fake_variant("tflite-fp32"), fake_variant("tflite-int8", noise=3.0)]
 
 
 def test_labelled_data_gives_top1_accuracy_and_its_drop(tmp_path: Path) -> None:
@@ -91,21 +90,28 @@ def test_without_an_evaluation_uri_the_inspect_samples_are_used(tmp_path: Path) 
 
 
 def test_unrunnable_and_failing_variants_are_recorded_not_fatal(tmp_path: Path) -> None:
-    variants = [fake_variant("tf-savedmodel"), fake_variant("openvino-fp32", runtime="fake-missing"),
-                fake_variant("tflite-fp16", fail_batches=(16,))]
-    record = EvaluateStage().run(make_run(tmp_path, variants, samples=16,
-                                          model=manifest(tmp_path, benchmark={"batchSizes": [1, 16]})))
+    variants = [
+        fake_variant("tf-savedmodel"),
+        fake_variant("openvino-fp32", runtime="fake-missing"),
+        fake_variant("tflite-fp16", fail_batches=(16,)),
+    ]
+    record = EvaluateStage().run(
+        make_run(tmp_path, variants, samples=16, model=manifest(tmp_path, benchmark={"batchSizes": [1, 16]}))
+    )
     assert "fake-missing not installed" in record.payload["skipped"]["openvino-fp32"]
     assert "not supported" in record.payload["failed"]["tflite-fp16"]
     assert [a.variant for a in record.accuracy] == ["tf-savedmodel"]
 
 
-@pytest.mark.parametrize(("arrays", "message"), [
-    ({"features": np.zeros((4, 8, 8, 1), np.float32)}, "no array named 'x'"),
-    ({"x": np.zeros((4, 8, 8, 1), np.float32), "y": np.zeros(2)}, "different numbers of samples"),
-    ({"x": np.zeros((0, 8, 8, 1), np.float32)}, "holds no samples"),
-    ({"x": np.zeros((4, 9, 9, 1), np.float32)}, "expects"),
-])
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        ({"features": np.zeros((4, 8, 8, 1), np.float32)}, "no array named 'x'"),
+        ({"x": np.zeros((4, 8, 8, 1), np.float32), "y": np.zeros(2)}, "different numbers of samples"),
+        ({"x": np.zeros((0, 8, 8, 1), np.float32)}, "holds no samples"),
+        ({"x": np.zeros((4, 9, 9, 1), np.float32)}, "expects"),
+    ],
+)
 def test_bad_evaluation_data_is_a_data_error(tmp_path: Path, arrays: dict[str, np.ndarray], message: str) -> None:
     np.savez(tmp_path / "eval.npz", **arrays)
     model = manifest(tmp_path, evaluation={"uri": str(tmp_path / "eval.npz")})
@@ -124,8 +130,9 @@ def test_missing_or_corrupt_evaluation_files_are_data_errors(tmp_path: Path) -> 
         EvaluateStage().run(make_run(tmp_path, _variants()[:1], model=model))
 
 
-def test_remote_evaluation_data_is_downloaded_from_its_parent_prefix(tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_remote_evaluation_data_is_downloaded_from_its_parent_prefix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bucket = tmp_path / "bucket" / "data"
     bucket.mkdir(parents=True)
     np.savez(bucket / "eval.npz", x=np.random.default_rng(8).random((8, 8, 8, 1)).astype(np.float32))

@@ -48,8 +48,7 @@ def test_io_sidecar_and_the_runtime(frozen: tuple[StageRecord, StageRecord, Path
     np.testing.assert_allclose(outputs, np.load(run_dir / "samples" / "outputs.npz")["output_0"], atol=1e-6)
 
 
-def test_frozen_graph_is_written_for_later_stages_even_when_not_benchmarked(digits_dir: Path,
-                                                                             tmp_path: Path) -> None:
+def test_frozen_graph_is_written_for_later_stages_even_when_not_benchmarked(digits_dir: Path, tmp_path: Path) -> None:
     ctx = context(digits_dir / "model", tmp_path, variants=["tf-savedmodel", "tflite-fp32"])
     run(ctx, InspectStage)
     record = run(ctx, FreezeStage)
@@ -58,8 +57,9 @@ def test_frozen_graph_is_written_for_later_stages_even_when_not_benchmarked(digi
     assert (tmp_path / "run" / "variants" / "tf-frozen" / "io.json").is_file()
 
 
-def test_a_freeze_failure_fails_the_variant_not_the_stage(digits_dir: Path, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_freeze_failure_fails_the_variant_not_the_stage(
+    digits_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ctx = context(digits_dir / "model", tmp_path)
     run(ctx, InspectStage)
 

@@ -70,8 +70,10 @@ def test_samples_and_the_baseline_outputs_on_them(inspected: tuple[StageRecord, 
 def test_samples_are_reproducible(inspected: tuple[StageRecord, Path], digits_dir: Path, tmp_path: Path) -> None:
     _, first = inspected
     run(context(digits_dir / "model", tmp_path), InspectStage)
-    np.testing.assert_array_equal(np.load(tmp_path / "run" / "samples" / "inputs.npz")["image"],
-                                  np.load(first / "samples" / "inputs.npz")["image"])
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "run" / "samples" / "inputs.npz")["image"],
+        np.load(first / "samples" / "inputs.npz")["image"],
+    )
 
 
 def test_wrong_signature_name_lists_the_available_ones(digits_dir: Path, tmp_path: Path) -> None:
@@ -87,8 +89,7 @@ def test_keras_models_only_have_serving_default(digits_dir: Path, tmp_path: Path
 
 
 def test_wrong_input_name_of_a_saved_model(digits_dir: Path, tmp_path: Path) -> None:
-    ctx = context(digits_dir / "model", tmp_path,
-                  model={"inputs": [{"name": "pixels", "shape": [-1, 8, 8, 1]}]})
+    ctx = context(digits_dir / "model", tmp_path, model={"inputs": [{"name": "pixels", "shape": [-1, 8, 8, 1]}]})
     with pytest.raises(ModelSignatureError, match=r"no input 'pixels'; its inputs are \['image'\]"):
         run(ctx, InspectStage)
 

@@ -111,8 +111,9 @@ class FakeClock:
 def test_server_run_matches_the_queueing_model() -> None:
     clock = FakeClock()
     service = 0.004
-    run = serve_poisson(lambda: clock.advance(service), qps=150.0, duration_s=2.0, seed=5, clock=clock,
-                        wait=clock.advance)
+    run = serve_poisson(
+        lambda: clock.advance(service), qps=150.0, duration_s=2.0, seed=5, clock=clock, wait=clock.advance
+    )
     arrivals = poisson_arrivals(150.0, 2.0, seed=5)
     np.testing.assert_allclose(run.latencies_s, queue_latencies(arrivals, np.full(arrivals.size, service)))
     assert run.dropped == 0

@@ -17,18 +17,27 @@ def test_real_runtimes_are_measured_selected_reported_and_promoted(digits_dir: P
     from optismith.stages.report import verify_manifest
     from optismith.storage.local import LocalStorage
 
-    manifest = ModelOptimization.model_validate({
-        "apiVersion": "optismith.io/v1alpha1", "kind": "ModelOptimization", "metadata": {"name": "digits"},
-        "spec": {
-            "model": {"uri": str(digits_dir / "model")},
-            "variants": ["tf-savedmodel", "tflite-fp32", "onnx-fp32"],
-            "evaluation": {"uri": str(digits_dir / "data" / "eval.npz"), "samples": 200},
-            "benchmark": {"batchSizes": [1, 4], "threads": [1], "minRounds": 10, "timeBudget": "500ms",
-                          "serverDuration": "200ms"},
-            "output": {"uri": str(tmp_path / "out")},
-            "promotion": {"uri": str(tmp_path / "promoted")},
-        },
-    })
+    manifest = ModelOptimization.model_validate(
+        {
+            "apiVersion": "optismith.io/v1alpha1",
+            "kind": "ModelOptimization",
+            "metadata": {"name": "digits"},
+            "spec": {
+                "model": {"uri": str(digits_dir / "model")},
+                "variants": ["tf-savedmodel", "tflite-fp32", "onnx-fp32"],
+                "evaluation": {"uri": str(digits_dir / "data" / "eval.npz"), "samples": 200},
+                "benchmark": {
+                    "batchSizes": [1, 4],
+                    "threads": [1],
+                    "minRounds": 10,
+                    "timeBudget": "500ms",
+                    "serverDuration": "200ms",
+                },
+                "output": {"uri": str(tmp_path / "out")},
+                "promotion": {"uri": str(tmp_path / "promoted")},
+            },
+        }
+    )
     outcome = run_plan(manifest, str(tmp_path / "out" / "run"), workdir=tmp_path / "work")
     store = LocalStorage(outcome.run_uri)
     results = RunResults.model_validate_json(store.read_bytes("results.json"))

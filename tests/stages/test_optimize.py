@@ -76,8 +76,9 @@ def test_without_a_frozen_graph_the_stage_freezes_the_baseline(digits_dir: Path,
     assert record.variants[0].details["source"] == "the baseline, frozen by this stage"
 
 
-def test_a_wrong_transformation_is_rejected_by_the_numerics_gate(digits_dir: Path, tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_wrong_transformation_is_rejected_by_the_numerics_gate(
+    digits_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A Grappler that scales one weight tensor: the stage succeeds, the variant is rejected."""
     import tensorflow as tf
 
@@ -85,8 +86,7 @@ def test_a_wrong_transformation_is_rejected_by_the_numerics_gate(digits_dir: Pat
 
     def wrong_grappler(graph_def: Any, io: Any, passes: list[str]) -> Any:
         optimized = grappler.run_grappler(graph_def, io, passes)
-        const = next(n for n in optimized.node
-                     if n.op == "Const" and len(n.attr["value"].tensor.tensor_shape.dim) == 4)
+        const = next(n for n in optimized.node if n.op == "Const" and len(n.attr["value"].tensor.tensor_shape.dim) == 4)
         const.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(tf.make_ndarray(const.attr["value"].tensor) * 1.5))
         return optimized
 
@@ -102,8 +102,7 @@ def test_a_wrong_transformation_is_rejected_by_the_numerics_gate(digits_dir: Pat
     assert "relative error" in variant.reason and "maxAbsError 0.001" in variant.reason
 
 
-def test_the_tolerance_comes_from_the_spec(digits_dir: Path, tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_tolerance_comes_from_the_spec(digits_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from optismith.models import grappler
 
     def wrong_activation(graph_def: Any, io: Any, passes: list[str]) -> Any:
@@ -119,14 +118,16 @@ def test_the_tolerance_comes_from_the_spec(digits_dir: Path, tmp_path: Path,
     assert _variant(loose, "tf-grappler").status == "built"
 
 
-def test_a_failure_fails_the_variant_not_the_stage(digits_dir: Path, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failure_fails_the_variant_not_the_stage(
+    digits_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(graph_def: Any, io: Any, passes: list[str]) -> Any:
         raise RuntimeError("grappler exploded")
 
     monkeypatch.setattr("optismith.stages.optimize.run_grappler", broken)
-    records = prepare(context(digits_dir / "model", tmp_path,
-                              variants=["tf-savedmodel", "tf-frozen", "tf-grappler", "tf-xla"]))
+    records = prepare(
+        context(digits_dir / "model", tmp_path, variants=["tf-savedmodel", "tf-frozen", "tf-grappler", "tf-xla"])
+    )
     assert records["optimize"].status == "succeeded"
     assert _variant(records, "tf-grappler").status == "failed"
     assert "grappler exploded" in _variant(records, "tf-grappler").reason
@@ -142,9 +143,11 @@ def test_mobilenet_v2_loses_most_of_its_ops(tmp_path: Path) -> None:
     records = prepare(context(tmp_path / "mobilenet", tmp_path / "work"))
     source = records["inspect"].payload["source"]
     frozen, optimized = records["freeze"].variants[0], _variant(records, "tf-grappler")
-    print(f"MobileNetV2: {source['op_count']} ops in the signature, {frozen.op_count} frozen, "
-          f"{optimized.op_count} after Grappler; {source['parameter_count']} parameters, "
-          f"{source['flops_per_sample'] / 1e6:.1f} MFLOPs/sample; Grappler took {optimized.build_seconds:.2f}s")
+    print(
+        f"MobileNetV2: {source['op_count']} ops in the signature, {frozen.op_count} frozen, "
+        f"{optimized.op_count} after Grappler; {source['parameter_count']} parameters, "
+        f"{source['flops_per_sample'] / 1e6:.1f} MFLOPs/sample; Grappler took {optimized.build_seconds:.2f}s"
+    )
     assert source["parameter_count"] == model.count_params()
     assert 550e6 < source["flops_per_sample"] < 650e6  # ~300M multiply-adds
     assert optimized.status == "built", optimized.reason

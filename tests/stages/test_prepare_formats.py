@@ -97,15 +97,20 @@ def _h5(digits: Path, tmp: Path) -> Source:
 
 def _frozen(digits: Path, tmp: Path) -> Source:
     path = frozen_pb(tmp / "graph")
-    return Source(path, "frozen-graph", _frozen_pb_outputs(path),
-                  model={"inputs": GRAPH_INPUTS, "outputs": GRAPH_OUTPUTS})
+    return Source(
+        path, "frozen-graph", _frozen_pb_outputs(path), model={"inputs": GRAPH_INPUTS, "outputs": GRAPH_OUTPUTS}
+    )
 
 
 def _checkpoint(digits: Path, tmp: Path) -> Source:
     directory = tf1_checkpoint(tmp / "ckpt")
-    return Source(directory, "checkpoint", _checkpoint_outputs(directory),
-                  model={"inputs": [{**GRAPH_INPUTS[0], "name": "x:0"}], "outputs": ["probs:0"]},
-                  folds_batch_norm=True)
+    return Source(
+        directory,
+        "checkpoint",
+        _checkpoint_outputs(directory),
+        model={"inputs": [{**GRAPH_INPUTS[0], "name": "x:0"}], "outputs": ["probs:0"]},
+        folds_batch_norm=True,
+    )
 
 
 def _tar_gz_savedmodel(digits: Path, tmp: Path) -> Source:
@@ -116,9 +121,13 @@ def _tar_gz_savedmodel(digits: Path, tmp: Path) -> Source:
 def _zip_checkpoint(digits: Path, tmp: Path) -> Source:
     directory = tf1_checkpoint(tmp / "ckpt")
     archive = zip_dir(directory, tmp / "ckpt.zip")
-    return Source(archive, "checkpoint", _checkpoint_outputs(directory),
-                  model={"format": "checkpoint", "inputs": GRAPH_INPUTS, "outputs": GRAPH_OUTPUTS},
-                  folds_batch_norm=True)
+    return Source(
+        archive,
+        "checkpoint",
+        _checkpoint_outputs(directory),
+        model={"format": "checkpoint", "inputs": GRAPH_INPUTS, "outputs": GRAPH_OUTPUTS},
+        folds_batch_norm=True,
+    )
 
 
 SOURCES = {

@@ -20,16 +20,31 @@ from optismith.storage.local import LocalStorage
 
 
 def _candidate(variant: str, passed: bool) -> Candidate:
-    return Candidate(variant=variant, target="cpu", objective_value=1.0, latency_p50_ms=1.0, latency_p99_ms=1.5,
-                     throughput_per_s=1000.0, size_bytes=123, accuracy_drop=0.001, speedup=2.5, passed=passed,
-                     reasons=[] if passed else ["accuracy drop 5.00% exceeds maxAccuracyDrop 1%"])
+    return Candidate(
+        variant=variant,
+        target="cpu",
+        objective_value=1.0,
+        latency_p50_ms=1.0,
+        latency_p99_ms=1.5,
+        throughput_per_s=1000.0,
+        size_bytes=123,
+        accuracy_drop=0.001,
+        speedup=2.5,
+        passed=passed,
+        reasons=[] if passed else ["accuracy drop 5.00% exceeds maxAccuracyDrop 1%"],
+    )
 
 
-def sealed_run(tmp_path: Path, promotion: str | None, *, winner: str | None = "tflite-fp32",
-               saved_model_winner: bool = False) -> StageContext:
+def sealed_run(
+    tmp_path: Path, promotion: str | None, *, winner: str | None = "tflite-fp32", saved_model_winner: bool = False
+) -> StageContext:
     """A finished run whose select stage chose `winner` (None: no variant passed), sealed by a manifest."""
-    ctx = make_run(tmp_path, [fake_variant("tf-savedmodel"), fake_variant("tflite-fp32")],
-                   model=manifest(tmp_path, promotion=promotion), target=None)
+    ctx = make_run(
+        tmp_path,
+        [fake_variant("tf-savedmodel"), fake_variant("tflite-fp32")],
+        model=manifest(tmp_path, promotion=promotion),
+        target=None,
+    )
     if saved_model_winner:
         # A directory artifact, like a SavedModel.
         ctx.store.write_bytes("variants/tf-savedmodel/saved_model/saved_model.pb", b"graph")
@@ -37,16 +52,30 @@ def sealed_run(tmp_path: Path, promotion: str | None, *, winner: str | None = "t
         inspect = StageRecord.model_validate_json(ctx.store.read_bytes(record_key("inspect")))
         inspect.variants[0].artifact = "variants/tf-savedmodel/saved_model"
         ctx.store.write_bytes(record_key("inspect"), inspect.model_dump_json().encode())
-    candidates = [_candidate("tflite-fp32", winner == "tflite-fp32"),
-                  _candidate("tf-savedmodel", winner == "tf-savedmodel")]
+    candidates = [
+        _candidate("tflite-fp32", winner == "tflite-fp32"),
+        _candidate("tf-savedmodel", winner == "tf-savedmodel"),
+    ]
     selection = Selection(
-        objective="latencyP50", batch_size=1, winner=winner, winner_target="cpu" if winner else None,
+        objective="latencyP50",
+        batch_size=1,
+        winner=winner,
+        winner_target="cpu" if winner else None,
         outcome="selected" if winner else "no-variant-passed",
         message="picked" if winner else "no variant passed the gates (2 candidate(s): 2 are too slow)",
         candidates=candidates,
     )
-    store_record(ctx, StageRecord(stage="select", status="succeeded", started_at="", finished_at="",
-                                  duration_seconds=0.1, payload={"selection": selection.model_dump(mode="json")}))
+    store_record(
+        ctx,
+        StageRecord(
+            stage="select",
+            status="succeeded",
+            started_at="",
+            finished_at="",
+            duration_seconds=0.1,
+            payload={"selection": selection.model_dump(mode="json")},
+        ),
+    )
     ctx.store.write_bytes("results.json", b"{}")
     write_manifest(ctx.store)
     return ctx
@@ -74,8 +103,12 @@ def test_directory_artifacts_get_a_tree_digest(tmp_path: Path) -> None:
     destination = tmp_path / "promoted"
     ctx = sealed_run(tmp_path, str(destination), winner="tf-savedmodel", saved_model_winner=True)
     record = PromoteStage().run(ctx)
-    expected = tree_digest([("saved_model.pb", hashlib.sha256(b"graph").hexdigest()),
-                            ("variables/variables.index", hashlib.sha256(b"index").hexdigest())])
+    expected = tree_digest(
+        [
+            ("saved_model.pb", hashlib.sha256(b"graph").hexdigest()),
+            ("variables/variables.index", hashlib.sha256(b"index").hexdigest()),
+        ]
+    )
     assert record.payload["digest"] == f"sha256:{expected}"
     copied = destination / "artifacts" / expected / "saved_model"
     assert (copied / "saved_model.pb").read_bytes() == b"graph"
@@ -100,8 +133,10 @@ def test_a_failed_gate_leaves_the_previous_promotion_untouched(tmp_path: Path) -
     PromoteStage().run(sealed_run(tmp_path / "first", str(destination)))
     before = {p: p.read_bytes() for p in destination.rglob("*") if p.is_file()}
     record = PromoteStage().run(sealed_run(tmp_path / "second", str(destination), winner=None))
-    assert record.payload == {"promoted": False,
-                              "reason": "no variant passed the gates (2 candidate(s): 2 are too slow)"}
+    assert record.payload == {
+        "promoted": False,
+        "reason": "no variant passed the gates (2 candidate(s): 2 are too slow)",
+    }
     assert "left untouched" in record.message
     assert {p: p.read_bytes() for p in destination.rglob("*") if p.is_file()} == before
 
@@ -118,7 +153,7 @@ def test_nothing_is_promoted_without_a_promotion_uri_or_a_sealed_run(tmp_path: P
 
 def test_an_artifact_that_changed_after_sealing_is_not_promoted(tmp_path: Path) -> None:
     ctx = sealed_run(tmp_path, str(tmp_path / "promoted"))
-    ctx.store.write_bytes("variants/tflite-fp32/model.json", b"{\"units\": {\"1\": 99}}")
+    ctx.store.write_bytes("variants/tflite-fp32/model.json", b'{"units": {"1": 99}}')
     record = PromoteStage().run(ctx)
     assert record.payload["promoted"] is False
     assert "variants/tflite-fp32/model.json" in record.payload["reason"]
@@ -148,22 +183,23 @@ class RecordingStorage(LocalStorage):
 def test_promotion_json_is_written_last(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     storage = RecordingStorage(tmp_path / "promoted")
     monkeypatch.setattr(promote_module, "open_storage", lambda uri, settings=None: storage)
-    PromoteStage().run(sealed_run(tmp_path, "s3://bucket/promoted", winner="tf-savedmodel",
-                                  saved_model_winner=True))
+    PromoteStage().run(sealed_run(tmp_path, "s3://bucket/promoted", winner="tf-savedmodel", saved_model_winner=True))
     assert storage.writes[-1] == PROMOTION_KEY
     assert storage.writes.count(PROMOTION_KEY) == 1
     assert len([k for k in storage.writes if k.startswith("artifacts/")]) == 2
 
 
-def test_a_failed_upload_leaves_the_previous_promotion_in_place(tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_upload_leaves_the_previous_promotion_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     destination = tmp_path / "promoted"
     PromoteStage().run(sealed_run(tmp_path / "first", str(destination)))
     previous = (destination / PROMOTION_KEY).read_bytes()
     storage = RecordingStorage(destination, fail_upload=1)  # the second file of the SavedModel fails
     monkeypatch.setattr(promote_module, "open_storage", lambda uri, settings=None: storage)
     with pytest.raises(StorageError):
-        PromoteStage().run(sealed_run(tmp_path / "second", str(destination), winner="tf-savedmodel",
-                                      saved_model_winner=True))
+        PromoteStage().run(
+            sealed_run(tmp_path / "second", str(destination), winner="tf-savedmodel", saved_model_winner=True)
+        )
     assert (destination / PROMOTION_KEY).read_bytes() == previous
     assert PROMOTION_KEY not in storage.writes

@@ -24,12 +24,14 @@ def prepared(digits_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 
 @pytest.fixture(scope="module")
-def all_variants(prepared: Path, digits_dir: Path, tmp_path_factory: pytest.TempPathFactory
-                 ) -> tuple[StageRecord, Path]:
+def all_variants(
+    prepared: Path, digits_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[StageRecord, Path]:
     root = tmp_path_factory.mktemp("quantize-all")
     run = copy_run(prepared, root / "run")
-    ctx = make_context(run, root / "work", list(TFLITE_VARIANTS),
-                       uri=str(digits_dir / "data" / "calibration.npz"), samples=64)
+    ctx = make_context(
+        run, root / "work", list(TFLITE_VARIANTS), uri=str(digits_dir / "data" / "calibration.npz"), samples=64
+    )
     return QuantizeStage().run(ctx), run
 
 
@@ -134,16 +136,19 @@ def test_calibration_data_of_the_wrong_shape_fails_with_a_data_error(prepared: P
     assert "Fix: reshape" in message
 
 
-def test_one_variant_failing_does_not_fail_the_others(prepared: Path, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_variant_failing_does_not_fail_the_others(
+    prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import optismith.stages.quantize as quantize
 
     real = quantize.convert_to_tflite
 
     def broken_fp16(saved_model, signature, variant, calibration, artifact):  # type: ignore[no-untyped-def]
         if variant == "tflite-fp16":
-            raise RuntimeError("\n  <unknown>:0: note: see current operation\n"
-                               "<unknown>:0: error: 'tfl.fake' op is not supported\nmore detail")
+            raise RuntimeError(
+                "\n  <unknown>:0: note: see current operation\n"
+                "<unknown>:0: error: 'tfl.fake' op is not supported\nmore detail"
+            )
         return real(saved_model, signature, variant, calibration, artifact)
 
     monkeypatch.setattr(quantize, "convert_to_tflite", broken_fp16)

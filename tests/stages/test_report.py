@@ -27,17 +27,27 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def run_measuring_stages(tmp_path: Path) -> StageContext:
     """benchmark, evaluate and select on fakes, records stored as the pipeline runner would."""
     model = manifest(tmp_path, benchmark={"minRounds": 6, "timeBudget": "300ms"})
-    ctx = make_run(tmp_path, [
-        fake_variant("tf-savedmodel", units=3, size_bytes=400_000),
-        fake_variant("tflite-fp32", units=1, size_bytes=100_000),
-        fake_variant("tflite-int8", units=1, noise=3.0, size_bytes=30_000),
-        fake_variant("openvino-fp32", runtime="fake-missing"),
-        fake_variant("onnx-int8", status="failed"),
-    ], model=model)
+    ctx = make_run(
+        tmp_path,
+        [
+            fake_variant("tf-savedmodel", units=3, size_bytes=400_000),
+            fake_variant("tflite-fp32", units=1, size_bytes=100_000),
+            fake_variant("tflite-int8", units=1, noise=3.0, size_bytes=30_000),
+            fake_variant("openvino-fp32", runtime="fake-missing"),
+            fake_variant("onnx-int8", status="failed"),
+        ],
+        model=model,
+    )
     store_record(ctx, BenchmarkStage().run(ctx))
     store_record(ctx, EvaluateStage().run(ctx))
-    quantize = StageRecord(stage="quantize", status="succeeded", started_at="", finished_at="",
-                           duration_seconds=0.5, payload={"calibration": {"source": "synthetic", "samples": 200}})
+    quantize = StageRecord(
+        stage="quantize",
+        status="succeeded",
+        started_at="",
+        finished_at="",
+        duration_seconds=0.5,
+        payload={"calibration": {"source": "synthetic", "samples": 200}},
+    )
     store_record(ctx, quantize)
     final = with_target(ctx, None)
     store_record(final, SelectStage().run(final))
@@ -64,8 +74,7 @@ def test_results_json_is_a_valid_run_results(reported: tuple[StageContext, Stage
     assert results.name == "digits" and results.namespace == "ml" and results.generation == 3
     assert results.spec_digest == spec_digest(ctx.spec) and len(results.spec_digest) == 64
     assert results.selection is not None and results.selection.winner == "tflite-fp32"
-    assert {b.variant for b in results.benchmarks} == {"tf-savedmodel", "tflite-fp32", "tflite-int8",
-                                                        "openvino-fp32"}
+    assert {b.variant for b in results.benchmarks} == {"tf-savedmodel", "tflite-fp32", "tflite-int8", "openvino-fp32"}
     assert {a.variant for a in results.accuracy} == {"tf-savedmodel", "tflite-fp32", "tflite-int8"}
     assert {v.name for v in results.variants} >= {"onnx-int8", "tflite-fp32"}
     assert results.environment["cpu"]["cpu"]["model"]
@@ -77,8 +86,15 @@ def test_report_md_has_the_summary_and_tables(reported: tuple[StageContext, Stag
     ctx, record = reported
     text = ctx.store.read_bytes("report.md").decode()
     assert "**Winner: `tflite-fp32` on `cpu`.**" in text
-    for heading in ("## Candidates", "## Latency", "### Target `cpu`", "## Accuracy", "## Variants",
-                    "## Environment", "## Plots"):
+    for heading in (
+        "## Candidates",
+        "## Latency",
+        "### Target `cpu`",
+        "## Accuracy",
+        "## Variants",
+        "## Environment",
+        "## Plots",
+    ):
         assert heading in text
     assert "| variant | target | objective | p50 ms |" in text
     assert "| variant | batch | threads | p50 ms | p90 ms | p99 ms | p50 95% CI |" in text
@@ -156,8 +172,9 @@ def test_a_run_without_a_manifest_is_incomplete(run_copy: LocalStorage) -> None:
         verify_manifest(run_copy)
 
 
-def test_a_failed_report_leaves_no_stale_manifest(reported: tuple[StageContext, StageRecord], run_copy: LocalStorage,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_report_leaves_no_stale_manifest(
+    reported: tuple[StageContext, StageRecord], run_copy: LocalStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ctx, _ = reported
     copy = StageContext(manifest=ctx.manifest, store=run_copy, workdir=ctx.workdir)
     assert run_copy.exists("manifest.json")

@@ -23,19 +23,29 @@ GRAPH_OUTPUTS = ["probs"]
 
 def manifest(uri: str | Path, output: Path, **spec: Any) -> ModelOptimization:
     model = {"uri": str(uri), **spec.pop("model", {})}
-    return ModelOptimization.model_validate({
-        "apiVersion": "optismith.io/v1alpha1",
-        "kind": "ModelOptimization",
-        "metadata": {"name": "tf-sources"},
-        "spec": {"model": model, "output": {"uri": str(output)}, "variants": spec.pop("variants", TF_VARIANTS),
-                 "calibration": {"synthetic": True}, **spec},
-    })
+    return ModelOptimization.model_validate(
+        {
+            "apiVersion": "optismith.io/v1alpha1",
+            "kind": "ModelOptimization",
+            "metadata": {"name": "tf-sources"},
+            "spec": {
+                "model": model,
+                "output": {"uri": str(output)},
+                "variants": spec.pop("variants", TF_VARIANTS),
+                "calibration": {"synthetic": True},
+                **spec,
+            },
+        }
+    )
 
 
 def context(uri: str | Path, tmp_path: Path, **spec: Any) -> StageContext:
     (tmp_path / "work").mkdir(parents=True, exist_ok=True)
-    return StageContext(manifest=manifest(uri, tmp_path / "runs", **spec), store=LocalStorage(tmp_path / "run"),
-                        workdir=tmp_path / "work")
+    return StageContext(
+        manifest=manifest(uri, tmp_path / "runs", **spec),
+        store=LocalStorage(tmp_path / "run"),
+        workdir=tmp_path / "work",
+    )
 
 
 def run(ctx: StageContext, stage: type[Stage]) -> StageRecord:
@@ -77,9 +87,13 @@ def _tf1_classifier(tf: Any, x: Any, batch_norm: bool, rng: np.random.Generator,
     hidden = tf.nn.conv2d(x, weight("kernel", rng.normal(0, 0.5, (3, 3, 1, 4))), 1, "SAME")
     if batch_norm:
         hidden, _, _ = tf.compat.v1.nn.fused_batch_norm(
-            hidden, weight("gamma", rng.uniform(0.5, 1.5, 4)), weight("beta", rng.normal(0, 0.1, 4)),
-            weight("moving_mean", rng.normal(0, 0.2, 4)), weight("moving_variance", rng.uniform(0.5, 2, 4)),
-            is_training=False)
+            hidden,
+            weight("gamma", rng.uniform(0.5, 1.5, 4)),
+            weight("beta", rng.normal(0, 0.1, 4)),
+            weight("moving_mean", rng.normal(0, 0.2, 4)),
+            weight("moving_variance", rng.uniform(0.5, 2, 4)),
+            is_training=False,
+        )
     hidden = tf.reshape(tf.nn.relu(hidden), [-1, 8 * 8 * 4])
     logits = tf.matmul(hidden, weight("dense", rng.normal(0, 0.2, (256, 10)))) + weight("bias", rng.normal(0, 0.1, 10))
     return tf.nn.softmax(logits, name="probs")

@@ -46,8 +46,7 @@ class StorageContract:
         assert store.size("empty") == 0
         assert store.exists("empty")
 
-    def test_file_round_trip_creates_parents_and_leaves_no_temporaries(self, store: Storage,
-                                                                       tmp_path: Path) -> None:
+    def test_file_round_trip_creates_parents_and_leaves_no_temporaries(self, store: Storage, tmp_path: Path) -> None:
         source = tmp_path / "model.tflite"
         payload = os.urandom(300_000)
         source.write_bytes(payload)
@@ -99,8 +98,7 @@ class StorageContract:
     def test_list_uses_path_semantics(self, store: Storage) -> None:
         for key in ("model/saved_model.pb", "model/variables/v.index", "model2/x", "model.json", "other"):
             store.write_bytes(key, key.encode())
-        assert store.list() == ["model.json", "model/saved_model.pb", "model/variables/v.index", "model2/x",
-                                "other"]
+        assert store.list() == ["model.json", "model/saved_model.pb", "model/variables/v.index", "model2/x", "other"]
         assert store.list("model") == ["model/saved_model.pb", "model/variables/v.index"]
         assert store.list("model/") == ["model/saved_model.pb", "model/variables/v.index"]
         assert store.list("model/variables") == ["model/variables/v.index"]
@@ -153,9 +151,11 @@ class StorageContract:
     # --- errors ---
 
     def test_missing_object_names_the_key_and_a_fix(self, store: Storage, tmp_path: Path) -> None:
-        for operation in (lambda: store.read_bytes("stages/nope.json"),
-                          lambda: store.size("stages/nope.json"),
-                          lambda: store.download_file("stages/nope.json", tmp_path / "nope.json")):
+        for operation in (
+            lambda: store.read_bytes("stages/nope.json"),
+            lambda: store.size("stages/nope.json"),
+            lambda: store.download_file("stages/nope.json", tmp_path / "nope.json"),
+        ):
             with pytest.raises(StorageError) as caught:
                 operation()
             assert_names(caught.value, "stages/nope.json")
@@ -165,9 +165,14 @@ class StorageContract:
 
     @pytest.mark.parametrize("key", ["../outside", "a/../../outside", "a/../b", "..", "a\0b"])
     def test_keys_cannot_escape_the_root(self, store: Storage, key: str) -> None:
-        for operation in (lambda: store.write_bytes(key, b"x"), lambda: store.read_bytes(key),
-                          lambda: store.exists(key), lambda: store.list(key), lambda: store.child(key),
-                          lambda: store.delete(key)):
+        for operation in (
+            lambda: store.write_bytes(key, b"x"),
+            lambda: store.read_bytes(key),
+            lambda: store.exists(key),
+            lambda: store.list(key),
+            lambda: store.child(key),
+            lambda: store.delete(key),
+        ):
             with pytest.raises(StorageError) as caught:
                 operation()
             assert_names(caught.value, repr(key))

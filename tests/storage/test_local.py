@@ -91,8 +91,9 @@ def test_files_get_the_umask_mode_not_a_private_temp_mode(store: LocalStorage, t
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
 
 
-def test_failed_write_keeps_the_old_file_and_removes_the_temporary(store: LocalStorage, tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_write_keeps_the_old_file_and_removes_the_temporary(
+    store: LocalStorage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store.write_bytes("model.tflite", b"old model")
 
     def disk_full_half_way(source: Any, target: Any, length: int = 0) -> None:
@@ -107,8 +108,9 @@ def test_failed_write_keeps_the_old_file_and_removes_the_temporary(store: LocalS
     assert sorted(p.name for p in store.root.iterdir()) == ["model.tflite"]
 
 
-def test_interrupted_write_keeps_the_old_file(store: LocalStorage, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_write_keeps_the_old_file(
+    store: LocalStorage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store.write_bytes("report.html", b"old")
 
     def interrupted(source: Any, target: Any, length: int = 0) -> None:

@@ -81,8 +81,9 @@ def test_keys_map_to_object_keys_under_the_prefix(s3_bucket: str, s3_server: Sea
 
 
 @pytest.mark.s3
-def test_directory_markers_from_other_tools_are_not_objects(store: S3Storage, s3_server: SeaweedFS,
-                                                           tmp_path: Path) -> None:
+def test_directory_markers_from_other_tools_are_not_objects(
+    store: S3Storage, s3_server: SeaweedFS, tmp_path: Path
+) -> None:
     store.write_bytes("model/saved_model.pb", b"pb")
     s3_server.client().put_object(Bucket=store.bucket, Key=f"{store.prefix}/model/variables/", Body=b"")
     assert store.list() == ["model/saved_model.pb"]
@@ -102,8 +103,7 @@ def test_large_file_goes_multipart_and_round_trips(store: S3Storage, tmp_path: P
 
 
 @pytest.mark.s3
-def test_multipart_upload_in_progress_is_invisible(store: S3Storage, s3_server: SeaweedFS,
-                                                   tmp_path: Path) -> None:
+def test_multipart_upload_in_progress_is_invisible(store: S3Storage, s3_server: SeaweedFS, tmp_path: Path) -> None:
     store.write_bytes("model.bin", b"old model")
     source, data = _file(tmp_path / "new.bin", 17 * MiB)
     observer = s3_server.client()
@@ -130,17 +130,23 @@ def test_missing_bucket_is_named_for_every_operation(s3_env: SeaweedFS, tmp_path
     for action, operation in _every_operation(store, tmp_path).items():
         with pytest.raises(StorageError) as caught:
             operation()
-        assert_names(caught.value, "bucket 'optismith-no-such-bucket' does not exist",
-                     "s3://optismith-no-such-bucket/runs", "create the bucket")
+        assert_names(
+            caught.value,
+            "bucket 'optismith-no-such-bucket' does not exist",
+            "s3://optismith-no-such-bucket/runs",
+            "create the bucket",
+        )
         assert type(caught.value) is StorageError, action
     assert not (tmp_path / "dl").exists() or list((tmp_path / "dl").iterdir()) == []
 
 
-@pytest.mark.parametrize("credentials", [("optismith-test", "wrong-secret"), ("UNKNOWNKEY", "whatever")],
-                         ids=["wrong-secret", "unknown-key"])
+@pytest.mark.parametrize(
+    "credentials", [("optismith-test", "wrong-secret"), ("UNKNOWNKEY", "whatever")], ids=["wrong-secret", "unknown-key"]
+)
 @pytest.mark.s3
-def test_wrong_credentials_are_rejected(s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                        credentials: tuple[str, str]) -> None:
+def test_wrong_credentials_are_rejected(
+    s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, credentials: tuple[str, str]
+) -> None:
     open_storage(f"s3://{s3_bucket}/runs").write_bytes("stages/a.json", b"{}")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", credentials[0])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", credentials[1])
@@ -155,8 +161,14 @@ def test_wrong_credentials_are_rejected(s3_bucket: str, tmp_path: Path, monkeypa
 
 @pytest.mark.s3
 def test_no_credentials_at_all(s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-                 "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN"):
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
@@ -203,8 +215,7 @@ def test_crash_during_download_then_back(store: S3Storage, s3_server: SeaweedFS,
 
 
 @pytest.mark.s3
-def test_crash_during_upload_then_down_then_back(store: S3Storage, s3_server: SeaweedFS,
-                                                 tmp_path: Path) -> None:
+def test_crash_during_upload_then_down_then_back(store: S3Storage, s3_server: SeaweedFS, tmp_path: Path) -> None:
     store.write_bytes("stages/a.json", b'{"a": 1}')
     store.write_bytes("model.bin", b"old model")
     source, data = _file(tmp_path / "model.bin", 20 * MiB)
@@ -233,8 +244,9 @@ def test_crash_during_upload_then_down_then_back(store: S3Storage, s3_server: Se
 
 
 @pytest.mark.s3
-def test_hung_server_fails_within_the_configured_timeouts(s3_bucket: str, s3_server: SeaweedFS,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hung_server_fails_within_the_configured_timeouts(
+    s3_bucket: str, s3_server: SeaweedFS, monkeypatch: pytest.MonkeyPatch
+) -> None:
     open_storage(f"s3://{s3_bucket}").write_bytes("a.json", b"{}")
     monkeypatch.setenv("OPTISMITH_S3_READ_TIMEOUT", "0.5")
     monkeypatch.setenv("OPTISMITH_S3_CONNECT_TIMEOUT", "0.5")
@@ -268,18 +280,22 @@ def _stubbed(session: Any, code: str, status: int) -> tuple[S3Storage, Any]:
     return S3Storage("s3://models/prod", S3Settings(), client=client), stubber
 
 
-@pytest.mark.parametrize(("code", "status", "kind", "fragments"), [
-    ("PermanentRedirect", 301, StorageError, ["another region", "spec.storage.region"]),
-    ("AuthorizationHeaderMalformed", 400, StorageError, ["another region", "AWS_REGION"]),
-    ("ExpiredToken", 400, StorageAuthError, ["ExpiredToken", "credentials"]),
-    ("AccessDenied", 403, StorageAuthError, ["AccessDenied", "bucket policy"]),
-    ("SlowDown", 503, StorageError, ["server error SlowDown", "overloaded"]),
-    ("NoSuchKey", 404, StorageError, ["no such object"]),
-    ("NoSuchBucket", 404, StorageError, ["bucket 'models' does not exist"]),
-    ("WeirdNewCode", 400, StorageError, ["S3 error WeirdNewCode"]),
-])
-def test_error_codes_become_actionable_errors(offline_session: Any, code: str, status: int,
-                                              kind: type[StorageError], fragments: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("code", "status", "kind", "fragments"),
+    [
+        ("PermanentRedirect", 301, StorageError, ["another region", "spec.storage.region"]),
+        ("AuthorizationHeaderMalformed", 400, StorageError, ["another region", "AWS_REGION"]),
+        ("ExpiredToken", 400, StorageAuthError, ["ExpiredToken", "credentials"]),
+        ("AccessDenied", 403, StorageAuthError, ["AccessDenied", "bucket policy"]),
+        ("SlowDown", 503, StorageError, ["server error SlowDown", "overloaded"]),
+        ("NoSuchKey", 404, StorageError, ["no such object"]),
+        ("NoSuchBucket", 404, StorageError, ["bucket 'models' does not exist"]),
+        ("WeirdNewCode", 400, StorageError, ["S3 error WeirdNewCode"]),
+    ],
+)
+def test_error_codes_become_actionable_errors(
+    offline_session: Any, code: str, status: int, kind: type[StorageError], fragments: list[str]
+) -> None:
     store, stubber = _stubbed(offline_session, code, status)
     with pytest.raises(StorageError) as caught:
         store.read_bytes("model.onnx")
