@@ -87,6 +87,30 @@ def test_tensors_are_reallocated_only_when_the_batch_changes(models: dict[str, A
     assert len(calls) == 3
 
 
+def test_a_ready_feed_skips_conversion_and_any_other_feed_is_converted(models: dict[str, Any]) -> None:
+    session = TFLiteRuntime.load(models["fp32"], threads=1)
+    converted: list[int] = []
+    real = session._run_converted  # type: ignore[attr-defined]
+    session._run_converted = lambda feeds: converted.append(1) or real(feeds)  # type: ignore[attr-defined]
+    x, reference = models["x"][:4], models["reference"][:4]
+    for _ in range(3):
+        np.testing.assert_allclose(session.run([x])[0], reference, atol=1e-5)
+    assert len(converted) == 1, "a float32, C-ordered feed of the allocated shape should go straight in"
+    odd_feeds = [
+        x.astype(np.float64),
+        np.asfortranarray(x),
+        np.repeat(x, 2, axis=2)[:, :, ::2],  # a strided view
+        x.tolist(),
+        x[:2],  # a new shape: reallocates, then the fast path serves that shape
+    ]
+    for feed in odd_feeds:
+        out = session.run([feed])[0]  # type: ignore[list-item]
+        np.testing.assert_allclose(out, reference[: len(out)], atol=1e-5)
+    assert len(converted) == 1 + len(odd_feeds)
+    session.run([x[:2]])
+    assert len(converted) == 1 + len(odd_feeds)
+
+
 def test_outputs_do_not_alias_between_runs(models: dict[str, Any]) -> None:
     session = TFLiteRuntime.load(models["fp32"], threads=1)
     x = models["x"]

@@ -52,8 +52,28 @@ class TFLiteSession(Session):
         self.inputs = [p.io_spec() for p in self._inputs]
         self.outputs = [p.io_spec() for p in self._outputs]
         self._allocated: list[tuple[int, ...]] | None = None
+        # (tensor index, dtype, shape) of a single float input once allocated: the fast path in run().
+        self._direct: tuple[int, np.dtype[Any], tuple[int, ...]] | None = None
+        self._plain_outputs = (None if any(p.quantized for p in self._outputs)
+                               else [p.index for p in self._outputs])
 
     def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+        # At ~10 us per digits inference, the general path's conversions were 20% of a call: a feed
+        # that already has the model's dtype, layout and allocated shape goes straight in.
+        if self._direct is not None and len(feeds) == 1:
+            feed = feeds[0]
+            index, dtype, shape = self._direct
+            if (type(feed) is np.ndarray and feed.shape == shape and feed.dtype == dtype
+                    and feed.flags.c_contiguous):
+                interpreter = self._interpreter
+                interpreter.set_tensor(index, feed)
+                interpreter.invoke()
+                if self._plain_outputs is not None:
+                    return [interpreter.get_tensor(index) for index in self._plain_outputs]
+                return [_from_native(interpreter.get_tensor(port.index), port) for port in self._outputs]
+        return self._run_converted(feeds)
+
+    def _run_converted(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
         if len(feeds) != len(self._inputs):
             raise ValueError(f"expected {len(self._inputs)} inputs {[p.name for p in self._inputs]}, "
                              f"got {len(feeds)}")
@@ -65,6 +85,9 @@ class TFLiteSession(Session):
                 self._interpreter.resize_tensor_input(port.index, list(shape))
             self._interpreter.allocate_tensors()
             self._allocated = shapes
+            single = self._inputs[0] if len(self._inputs) == 1 else None
+            self._direct = (None if single is None or single.quantized
+                            else (single.index, single.native_dtype, shapes[0]))
         for port, array in zip(self._inputs, arrays, strict=True):
             self._interpreter.set_tensor(port.index, array)
         self._interpreter.invoke()
