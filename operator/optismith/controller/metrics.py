@@ -7,33 +7,92 @@ for counters. Per-resource series are removed when the resource is deleted.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from optismith import __version__
 
 RESOURCE_LABELS = ("namespace", "name", "variant", "target")
 
 
+# Per-candidate benchmark series: (metric, help, result key, scale to base units). A quantile metric has
+# one series per (key, quantile).
+_LATENCY = ("optismith_benchmark_latency_seconds",
+            "Inference latency at the selection batch size (best thread count), by quantile.")
+_LATENCY_QUANTILES = (("0.5", "latency_p50_ms"), ("0.99", "latency_p99_ms"))
+_PER_CANDIDATE = (
+    ("optismith_benchmark_throughput_samples_per_second", "Samples per second at the selection batch size.",
+     "throughput_per_s"),
+    ("optismith_variant_size_bytes", "Artifact size.", "size_bytes"),
+    ("optismith_variant_speedup_ratio", "Baseline p50 / variant p50 (paired rounds).", "speedup"),
+    ("optismith_variant_accuracy_delta_ratio", "Accuracy drop vs the source model (positive = worse).",
+     "accuracy_drop"),
+)
+_WINNER = ("optismith_winner_info", "1 for the selected variant of each resource.")
+_ROW_KEYS = tuple(key for _, key in _LATENCY_QUANTILES) + tuple(key for _, _, key in _PER_CANDIDATE)
+
+
+class BenchmarkResults:
+    """The benchmark series of every resource's latest completed run, built when scraped.
+
+    A Gauge child per (resource, candidate, metric) cost ~1.7 KB: 7 of them per candidate, a dozen
+    candidates per run, made 1000 resources ~140 MB of the operator's memory. Here a candidate is one
+    tuple of numbers, and the exposition (names, labels, values) is the same.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # (namespace, name) -> rows of (variant, target, is_winner, *values in _ROW_KEYS order)
+        self._rows: dict[tuple[str, str], tuple[tuple[Any, ...], ...]] = {}
+
+    def replace(self, namespace: str, name: str, selection: dict[str, Any]) -> None:
+        winner = (selection.get("winner"), selection.get("winner_target"))
+        rows = tuple(
+            (str(c["variant"]), str(c["target"]), (c["variant"], c["target"]) == winner,
+             *(_number(c.get(key)) for key in _ROW_KEYS))
+            for c in selection.get("candidates", []))
+        with self._lock:
+            self._rows[(namespace, name)] = rows
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self._rows.pop((namespace, name), None)
+
+    def describe(self) -> list[Metric]:
+        return [GaugeMetricFamily(_LATENCY[0], _LATENCY[1], labels=(*RESOURCE_LABELS, "quantile")),
+                *(GaugeMetricFamily(metric, text, labels=RESOURCE_LABELS) for metric, text, _ in _PER_CANDIDATE),
+                GaugeMetricFamily(_WINNER[0], _WINNER[1], labels=RESOURCE_LABELS)]
+
+    def collect(self) -> list[Metric]:
+        latency, *per_candidate, winner = self.describe()
+        with self._lock:
+            snapshot = list(self._rows.items())
+        for (namespace, name), rows in snapshot:
+            for variant, target, is_winner, *values in rows:
+                labels = [namespace, name, variant, target]
+                for (quantile, _), value in zip(_LATENCY_QUANTILES, values, strict=False):
+                    if value is not None:
+                        latency.add_metric([*labels, quantile], value / 1000.0)
+                for family, value in zip(per_candidate, values[len(_LATENCY_QUANTILES):], strict=True):
+                    if value is not None:
+                        family.add_metric(labels, value)
+                winner.add_metric(labels, 1.0 if is_winner else 0.0)
+        return [latency, *per_candidate, winner]
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
 class OperatorMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.latency = Gauge("optismith_benchmark_latency_seconds", "Inference latency at the selection batch "
-                             "size (best thread count), by quantile.", (*RESOURCE_LABELS, "quantile"), registry=r)
-        self.throughput = Gauge("optismith_benchmark_throughput_samples_per_second",
-                                "Samples per second at the selection batch size.", RESOURCE_LABELS, registry=r)
-        self.size = Gauge("optismith_variant_size_bytes", "Artifact size.", RESOURCE_LABELS, registry=r)
-        self.speedup = Gauge("optismith_variant_speedup_ratio", "Baseline p50 / variant p50 (paired rounds).",
-                             RESOURCE_LABELS, registry=r)
-        self.accuracy_delta = Gauge("optismith_variant_accuracy_delta_ratio",
-                                    "Accuracy drop vs the source model (positive = worse).", RESOURCE_LABELS,
-                                    registry=r)
-        self.winner = Gauge("optismith_winner_info", "1 for the selected variant of each resource.",
-                            RESOURCE_LABELS, registry=r)
+        self.benchmarks = BenchmarkResults()
+        r.register(self.benchmarks)
         self.jobs = Counter("optismith_jobs_finished", "Jobs finished, by phase and result.", ("phase", "result"),
                             registry=r)
         self.jobs_created = Counter("optismith_jobs_created", "Jobs created, by phase.", ("phase",), registry=r)
@@ -47,7 +106,6 @@ class OperatorMetrics:
         self.build = Info("optismith_build", "Operator build information.", registry=r)
         self.build.info({"version": __version__})
         self._lock = threading.Lock()
-        self._series: dict[tuple[str, str], set[tuple[str, str]]] = {}  # (ns, name) -> {(variant, target)}
         self._phases: dict[tuple[str, str], str] = {}
         self._queued: dict[tuple[str, str], int] = {}
         for phase in ("Queued", "Running", "Retrying", "Succeeded", "Failed"):
@@ -63,36 +121,7 @@ class OperatorMetrics:
 
     def observe_results(self, namespace: str, name: str, results: dict[str, Any]) -> None:
         """Replace a resource's benchmark series with those of its latest completed run."""
-        selection = results.get("selection") or {}
-        with self._lock:
-            self._forget_series(namespace, name)
-            seen: set[tuple[str, str]] = set()
-            for c in selection.get("candidates", []):
-                labels = (namespace, name, c["variant"], c["target"])
-                seen.add((c["variant"], c["target"]))
-                for quantile, key in (("0.5", "latency_p50_ms"), ("0.99", "latency_p99_ms")):
-                    if c.get(key) is not None:
-                        self.latency.labels(*labels, quantile).set(c[key] / 1000.0)
-                if c.get("throughput_per_s") is not None:
-                    self.throughput.labels(*labels).set(c["throughput_per_s"])
-                if c.get("size_bytes") is not None:
-                    self.size.labels(*labels).set(c["size_bytes"])
-                if c.get("speedup") is not None:
-                    self.speedup.labels(*labels).set(c["speedup"])
-                if c.get("accuracy_drop") is not None:
-                    self.accuracy_delta.labels(*labels).set(c["accuracy_drop"])
-                self.winner.labels(*labels).set(
-                    1 if (c["variant"], c["target"]) == (selection.get("winner"), selection.get("winner_target"))
-                    else 0)
-            self._series[(namespace, name)] = seen
-
-    def _forget_series(self, namespace: str, name: str) -> None:
-        for variant, target in self._series.pop((namespace, name), set()):
-            labels = (namespace, name, variant, target)
-            for quantile in ("0.5", "0.99"):
-                _remove(self.latency, (*labels, quantile))
-            for gauge in (self.throughput, self.size, self.speedup, self.accuracy_delta, self.winner):
-                _remove(gauge, labels)
+        self.benchmarks.replace(namespace, name, results.get("selection") or {})
 
     def set_phase(self, namespace: str, name: str, phase: str | None) -> None:
         with self._lock:
@@ -116,15 +145,9 @@ class OperatorMetrics:
     def forget(self, namespace: str, name: str) -> None:
         self.set_phase(namespace, name, None)
         self.set_queued(namespace, name, 0)
-        with self._lock:
-            self._forget_series(namespace, name)
+        self.benchmarks.forget(namespace, name)
 
     def job_finished(self, phase: str, result: str, duration_seconds: float | None) -> None:
         self.jobs.labels(phase, result).inc()
         if duration_seconds is not None:
             self.stage_duration.labels(phase).observe(duration_seconds)
-
-
-def _remove(gauge: Gauge, labels: tuple[str, ...]) -> None:
-    with contextlib.suppress(KeyError):  # never observed, or already removed
-        gauge.remove(*labels)
