@@ -44,9 +44,10 @@ from common import (
     now_utc,
     write_json,
 )
-from interleave import RoundsPlan, interleaved_rounds
 from peers import Peer, Predictor, build_peers
 from sources import MODEL_NAMES, Source, make_source, manifest
+
+from optismith.stages.interleave import RoundsPlan, interleaved_rounds
 
 MAX_ACCURACY_DROP = 0.01  # the spec's default selection.constraints.maxAccuracyDrop
 SPEEDUP_GOAL = 3.0  # MobileNetV2 at batch 1, vs the baseline

@@ -221,6 +221,11 @@ class BenchmarkSpec(SpecModel):
         "of the variant's measured single-stream throughput."
     )
     server_duration: Duration = Field("2s", description="Length of the server scenario.")
+    finalists: int = Field(
+        4, ge=0, le=16, description="The fastest variants at the selection batch size (those within 1.5x of "
+        "the fastest) are measured again head to head, in interleaved rounds with the baseline, and ranked "
+        "on that; 0 or 1 turns this off."
+    )
 
 
 Objective = Literal["latencyP50", "latencyP99", "throughput", "size"]

@@ -11,7 +11,13 @@ from fake_runtimes import FakeRuntime, fake_variant, install_fakes, make_run, ma
 
 from optismith.errors import StageError
 from optismith.results import ConfigResult, VariantBenchmark
-from optismith.stages.benchmark import BenchmarkStage, default_server_qps, default_threads, raw_latency_key
+from optismith.stages.benchmark import (
+    BenchmarkStage,
+    default_server_qps,
+    default_threads,
+    finalists,
+    raw_latency_key,
+)
 from optismith.stages.measure import latency_stats
 
 
@@ -76,7 +82,7 @@ def test_environment_is_recorded(tmp_path: Path) -> None:
 
 
 def test_the_thread_sweep_picks_the_fastest_thread_count(tmp_path: Path) -> None:
-    model = manifest(tmp_path, benchmark={"threads": [1, 2], "batchSizes": [1]})
+    model = manifest(tmp_path, benchmark={"threads": [1, 2], "batchSizes": [1], "finalists": 0})
     ctx = make_run(
         tmp_path,
         [
@@ -215,3 +221,69 @@ def test_default_thread_counts() -> None:
     assert default_threads(6) == [1, 2, 4, 6]
     assert default_threads(8) == [1, 2, 4, 8]
     assert default_threads()[0] == 1
+
+
+def _measured(name: str, speedup: float, batch: int = 1) -> VariantBenchmark:
+    stats = latency_stats([0.001] * 4)
+    config = ConfigResult(batch_size=batch, threads=1, latency=stats, baseline_latency=stats, speedup=speedup,
+                          throughput_per_s=1000.0, stable=True, rounds=4)
+    return VariantBenchmark(variant=name, target="cpu", status="built", configs=[config],
+                            best_by_batch={str(batch): config})
+
+
+def test_finalists_are_the_fastest_few_within_the_margin_of_the_best() -> None:
+    results = [_measured("a", 2.0), _measured("b", 9.0), _measured("c", 7.0), _measured("d", 5.9),
+               _measured("e", 8.0), _measured("other-batch", 20.0, batch=8),
+               VariantBenchmark(variant="failed", target="cpu", status="failed")]
+    assert [r.variant for r in finalists(results, 1, limit=4)] == ["b", "e", "c"]  # d: 9.0 / 5.9 > 1.5
+    assert [r.variant for r in finalists(results, 1, limit=2)] == ["b", "e"]
+    assert finalists(results, 1, limit=1) == []  # a final needs two
+    assert finalists([_measured("b", 9.0), _measured("a", 2.0)], 1, limit=4) == []  # nobody close to b
+    assert finalists(results, 4, limit=4) == []
+
+
+def test_close_variants_meet_in_a_final_with_the_baseline(tmp_path: Path) -> None:
+    model = manifest(tmp_path, benchmark={"threads": [1, 2], "batchSizes": [1, 4], "timeBudget": "1s"})
+    ctx = make_run(
+        tmp_path,
+        [
+            fake_variant("tf-savedmodel", units=3),
+            fake_variant("tflite-fp32", units={1: 2, 2: 1}),
+            fake_variant("onnx-fp32", units=1),
+            fake_variant("openvino-fp32", units=3),  # 3x slower than the others: not a finalist
+        ],
+        model=model,
+    )
+    record = BenchmarkStage().run(ctx)
+    results = _by_name(record.benchmarks)
+    final = record.payload["final"]
+    assert final["batch_size"] == 1 and set(final["finalists"]) == {"tflite-fp32", "onnx-fp32"}
+    assert final["finalists"]["tflite-fp32"]["threads"] == 2
+    for name in ("tflite-fp32", "onnx-fp32"):
+        config = results[name].best_by_batch["1"]
+        assert config.rounds == final["rounds"] >= 10
+        assert config.latency.samples > config.rounds  # fast calls are timed in bursts
+        assert config.speedup == pytest.approx(config.baseline_latency.p50_ms / config.latency.p50_ms)
+        assert final["finalists"][name]["speedup"] == config.speedup
+        assert 1.8 <= config.speedup <= 4.5, config
+        assert config in results[name].configs  # the sweep's row for that config is the final's
+        raw = np.load(io.BytesIO(ctx.store.read_bytes(raw_latency_key("cpu", name, 1))))
+        assert raw.size == config.latency.samples
+        paired = results[name].best_by_batch["4"]  # other batch sizes keep their paired rounds
+        assert paired.latency.samples == paired.rounds
+    unchanged = results["openvino-fp32"].best_by_batch["1"]
+    assert unchanged.latency.samples == unchanged.rounds
+    assert FakeRuntime.loads.count(("tflite-fp32", 2)) == 2  # the sweep's session, then the final's
+    assert FakeRuntime.open_sessions == 0
+
+
+def test_no_final_when_turned_off(tmp_path: Path) -> None:
+    model = manifest(tmp_path, benchmark={"batchSizes": [1], "minRounds": 6, "finalists": 0})
+    ctx = make_run(
+        tmp_path,
+        [fake_variant("tf-savedmodel", units=2), fake_variant("tflite-fp32", units=1),
+         fake_variant("onnx-fp32", units=1)],
+        model=model,
+    )
+    record = BenchmarkStage().run(ctx)
+    assert record.payload["final"] == {} and record.payload["plan"]["finalists"] == 0

@@ -3,16 +3,12 @@ fast candidates settled with an untimed call, and stopping on budget after the m
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))  # bench/ scripts are not a package
-
-from interleave import RoundsPlan, Timings, burst_size, interleaved_rounds
+from optismith.stages.interleave import RoundsPlan, Timings, burst_size, interleaved_rounds
 
 
 class FakeClock:
