@@ -48,11 +48,22 @@ def test_bursts_fit_the_candidate_and_fast_ones_get_an_untimed_call_first() -> N
     clock = FakeClock()
     log: list[str] = []
     calls = {"fast": _model(clock, 0.001, log, "fast"), "slow": _model(clock, 0.5, log, "slow")}
-    plan = RoundsPlan(budget_s=1e9, min_rounds=3, max_rounds=3, warmup_calls=2, burst_s=0.005, max_burst=25)
+    plan = RoundsPlan(budget_s=1e9, min_rounds=3, max_rounds=3, warmup_calls=2, burst_s=0.005, settle_s=0.0025,
+                      max_burst=25)
     timings = interleaved_rounds(calls, plan, clock=clock)
-    assert log.count("fast") == 2 + 3 * (1 + 5)  # warm-up, then per round one untimed + a 5 ms burst
+    assert log.count("fast") == 2 + 3 * (3 + 5)  # warm-up, then per round 2.5 ms untimed + a 5 ms burst
     assert log.count("slow") == 2 + 3 * 1  # slow: one timed call per round, nothing untimed
     assert len(timings["fast"].calls) == 15 and len(timings["fast"].round_medians) == 3
+
+
+def test_a_fast_candidate_settles_for_at_least_one_call_and_a_slow_one_not_at_all() -> None:
+    clock = FakeClock()
+    log: list[str] = []
+    calls = {"fast": _model(clock, 0.001, log, "fast"), "slow": _model(clock, 0.03, log, "slow")}
+    plan = RoundsPlan(budget_s=1e9, min_rounds=2, max_rounds=2, warmup_calls=1, burst_s=0.001, settle_s=0.0)
+    interleaved_rounds(calls, plan, clock=clock)
+    assert log.count("fast") == 1 + 2 * (1 + 1)
+    assert log.count("slow") == 1 + 2 * 1
 
 
 def test_rounds_stop_once_the_budget_is_spent_but_not_before_the_minimum() -> None:

@@ -2,9 +2,9 @@
 drift on a shared host (a neighbour's test suite starting, frequency changes) lands on all candidates
 alike and ratios measured in one run stay comparable.
 
-Within a round a candidate runs a burst: one untimed call first when it is fast (so what the previous
-candidate left behind -- spinning thread pools, evicted caches -- is not charged to it, as it would not be
-on a server that runs one model), then enough timed calls to take about `burst_s`.
+Within a round a candidate runs a burst: untimed calls for `settle_s` first when it is fast (so what the
+previous candidate left behind -- spinning thread pools, evicted caches -- is not charged to it, as it
+would not be on a server that runs one model), then enough timed calls to take about `burst_s`.
 """
 
 from __future__ import annotations
@@ -31,8 +31,13 @@ class RoundsPlan:
     min_rounds: int = 10
     max_rounds: int = 2000
     warmup_calls: int = 3
-    burst_s: float = 0.005
-    max_burst: int = 25
+    # Bursts of ~50 ms after ~10 ms of untimed calls: with 5 ms bursts after one untimed call, a candidate
+    # that followed ONNX Runtime (whose threads spin on after a run) measured 1.2-1.6x its time alone on
+    # MobileNetV2 at 2 threads, and the ranking of two variants 15% apart flipped; with these, both
+    # measured within 3-8% of their time alone, in the right order.
+    burst_s: float = 0.05
+    settle_s: float = 0.01  # untimed calls for about this long before each burst of a fast candidate
+    max_burst: int = 100_000
     stability: float = 0.05  # the median's 95% CI must lie within this fraction of it
     seed: int = 0
 
@@ -84,7 +89,10 @@ def interleaved_rounds(calls: Mapping[str, Call], plan: RoundsPlan, *, clock: Cl
             name = names[int(index)]
             call = calls[name]
             if settle[name]:
+                settle_until = clock() + plan.settle_s
                 call()
+                while clock() < settle_until:
+                    call()
             samples = []
             for _ in range(bursts[name]):
                 begin = clock()
