@@ -222,9 +222,9 @@ class BenchmarkSpec(SpecModel):
     )
     server_duration: Duration = Field("2s", description="Length of the server scenario.")
     finalists: int = Field(
-        4, ge=0, le=16, description="The fastest variants at the selection batch size (those within 1.5x of "
-        "the fastest) are measured again head to head, in interleaved rounds with the baseline, and ranked "
-        "on that; 0 or 1 turns this off."
+        4, ge=0, le=16, description="At each batch size, this many of the fastest variants (those within 2x "
+        "of the fastest) are measured again head to head, in interleaved rounds with the baseline, and "
+        "ranked on that; 0 or 1 turns this off."
     )
 
 

@@ -63,8 +63,8 @@ class TFLiteSession(Session):
         if self._direct is not None and len(feeds) == 1:
             feed = feeds[0]
             index, dtype, shape = self._direct
-            if (type(feed) is np.ndarray and feed.shape == shape and feed.dtype == dtype
-                    and feed.flags.c_contiguous):
+            # set_tensor copies strided arrays correctly; numpy's builtin dtypes are singletons.
+            if getattr(feed, "dtype", None) is dtype and feed.shape == shape:
                 interpreter = self._interpreter
                 interpreter.set_tensor(index, feed)
                 interpreter.invoke()

@@ -16,9 +16,9 @@ Cold start is load + first inference in a process that has already imported the 
 The final: each variant's paired rounds run at a different time, and on a shared host a neighbour's load
 comes and goes between them, so two variants within noise of each other can swap places from run to run
 (measured: the stage ranked onnx-int8 1.35x ahead of tflite-int8 on MobileNetV2 at batch 1, where
-interleaved rounds put tflite-int8 1.6x ahead). The `benchmark.finalists` fastest variants at the
-selection batch size are therefore measured once more in the same rounds, with the baseline, each at its
-best thread count; their selection-batch results are replaced by the final's.
+interleaved rounds put tflite-int8 1.6x ahead). At each batch size the `benchmark.finalists` fastest
+variants are therefore measured once more in the same rounds, with the baseline, each at its best thread
+count, and their results at that batch size are replaced by the final's.
 """
 
 from __future__ import annotations
@@ -47,8 +47,9 @@ from optismith.stages.measure import is_stable, latency_stats
 from optismith.stages.rounds import PairedTimes, RoundsPolicy, paired_rounds, serve_poisson
 
 SYNTHETIC_SAMPLES = 64
-# A variant is a finalist when its paired speedup is within this factor of the best one's.
-FINALIST_MARGIN = 1.5
+# A variant is a finalist when its paired speedup is within this factor of the best one's: paired rounds
+# of the same int8 model measured up to 1.6x apart on a shared host.
+FINALIST_MARGIN = 2.0
 
 
 def raw_latency_key(target: str, variant: str, batch: int) -> str:
@@ -358,9 +359,22 @@ class _Bench:
     def final(self, results: list[VariantBenchmark], baseline_result: VariantBenchmark,
               variants: dict[str, tuple[VariantRecord, type[Runtime]]],
               ) -> tuple[list[VariantBenchmark], dict[str, Any]]:
-        """Re-measure the finalists head to head (see the module's docstring); returns the results with
-        the finalists' selection-batch configs replaced, and what the final measured."""
-        batch = self.plan.selection_batch
+        """A final at every batch size (see the module's docstring); returns the results with the
+        finalists' configs at that batch replaced, and what each final measured, by batch size."""
+        summaries: dict[str, Any] = {}
+        for batch in self.plan.batch_sizes:
+            try:
+                results, summary = self._final_at(batch, results, baseline_result, variants)
+            except Exception as error:  # the paired results stand; a final only refines them
+                summary = {"skipped": f"{type(error).__name__}: {error}"[:2000]}
+                self.ctx.progress(f"final at batch {batch} skipped: {summary['skipped']}")
+            if summary:
+                summaries[str(batch)] = summary
+        return results, summaries
+
+    def _final_at(self, batch: int, results: list[VariantBenchmark], baseline_result: VariantBenchmark,
+                  variants: dict[str, tuple[VariantRecord, type[Runtime]]],
+                  ) -> tuple[list[VariantBenchmark], dict[str, Any]]:
         key = str(batch)
         chosen = finalists(results, batch, self.plan.finalists)
         if not chosen or key not in baseline_result.best_by_batch:
@@ -397,7 +411,8 @@ class _Bench:
             best = {**result.best_by_batch, key: config}
             updated[result.variant] = result.model_copy(update={
                 "best_by_batch": best, "configs": _with_best(result.configs, best)})
-            self.save_raw(result.variant, batch, variant_s)
+            if batch == self.plan.selection_batch:
+                self.save_raw(result.variant, batch, variant_s)
             self.progress(f"{result.variant} (final)", config)
         summary = {
             "batch_size": batch, "rounds": len(timings[self.baseline.name].round_medians),
@@ -500,11 +515,7 @@ class BenchmarkStage(Stage):
                                                     reason=f"{type(error).__name__}: {error}"[:2000]))
             baseline_result = bench.baseline_benchmark()
             if baseline_result.status == "built":
-                try:
-                    results, final = bench.final(results, baseline_result, runnable)
-                except Exception as error:  # the paired results stand; the final only refines them
-                    final = {"skipped": f"{type(error).__name__}: {error}"[:2000]}
-                    ctx.progress(f"final skipped: {final['skipped']}")
+                results, final = bench.final(results, baseline_result, runnable)
         finally:
             bench.close()
         if baseline_result.status != "built":

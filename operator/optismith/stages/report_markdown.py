@@ -86,7 +86,7 @@ def _latency(results: RunResults) -> list[str]:
              "95% CI is a distribution-free interval of the median; *unstable* means it did not narrow to the "
              "stability target within the time budget. Throughput is samples/s (offline scenario); the server "
              "scenario replays Poisson arrivals (default: half the measured capacity) against one worker, at the "
-             "selection batch size only. At the selection batch size the fastest variants (the final, "
+             "selection batch size only. At each batch size the fastest variants (the final, "
              "`benchmark.finalists`) ran once more, interleaved with each other and the baseline; their rows "
              "there are the final's.", ""]
     targets = sorted({b.target for b in results.benchmarks})
