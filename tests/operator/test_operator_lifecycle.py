@@ -53,21 +53,6 @@ def test_resource_runs_to_succeeded_with_winner_and_promotion(cluster: Cluster, 
     assert {"Running", "Succeeded"} <= reasons
 
 
-def test_a_new_resource_gets_its_first_job_before_any_write_to_it(cluster: Cluster, shared_dir: Path) -> None:
-    # kopf's create handler waits for its finalizer patch to come back through the watch; the first Job
-    # must not (in a burst, that round trip queued behind every other new resource's).
-    cluster.start_kubelet()
-    cluster.start_operator()
-    cluster.create("eager", fake_spec(shared_dir))
-    eventually(lambda: succeeded(cluster, "eager"), timeout=60, message=lambda: str(cluster.resource("eager")))
-    history = cluster.api.history
-    [first_job, *_] = [r for r in history.creates(resource="jobs") if r.name and r.name.startswith("eager-")]
-    [first_write, *_] = history.patches(resource="modeloptimizations", name="eager")
-    assert first_job.name == "eager-g1-prepare-a1"
-    assert first_job.timestamp <= first_write.timestamp, "the Job waited for a write to the resource"
-    assert not history.duplicates(resource="jobs")
-
-
 def test_operator_restarts_mid_run_never_duplicate_jobs(cluster: Cluster, shared_dir: Path) -> None:
     cluster.start_kubelet()
     operator = cluster.start_operator()

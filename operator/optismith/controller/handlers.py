@@ -293,27 +293,6 @@ kopf.on.create(API_GROUP, API_VERSION, PLURAL, id="create", backoff=RETRY)(_reco
 kopf.on.update(API_GROUP, API_VERSION, PLURAL, field="spec", id="update", backoff=RETRY)(_reconcile_handler)
 
 
-@kopf.on.event(API_GROUP, API_VERSION, PLURAL, id="first-event")
-async def reconcile_new_generation(
-    type: str, meta: kopf.Meta, status: kopf.Status, namespace: str | None, name: str, memo: kopf.Memo,
-    **kwargs: Any,
-) -> None:
-    """Start a new resource or spec on the event that announces it.
-
-    kopf runs create and update handlers only after its finalizer patch has come back through the
-    watch; in a burst of 1000 new resources every first Job waited behind all 1000 round trips (CR ->
-    Job p50 3.9 s). Event handlers run on the first sight, and their status patch travels with the
-    finalizer's. The create/update handlers still run afterwards and find nothing left to do.
-    """
-    generation = int(meta.get("generation") or 1)
-    if type == "DELETED" or meta.get("deletionTimestamp") or namespace is None:
-        return
-    written: WrittenStatus = memo["written_status"]
-    if written.view((namespace, name), generation, dict(status)).get("observedGeneration") == generation:
-        return  # reconciled already; the timer and the other handlers take it from here
-    await reconcile(meta=meta, status=status, namespace=namespace, name=name, memo=memo, **kwargs)
-
-
 # Not optional: the finalizer it keeps lets a finished run's metrics be forgotten on deletion (the timer,
 # which also needs one, stops when a run ends).
 @kopf.on.delete(API_GROUP, API_VERSION, PLURAL)
@@ -324,4 +303,4 @@ def forget(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
         written.forget((namespace or "", name))
 
 
-__all__ = ["JobStep", "OperatorSettings", "configure", "forget", "login", "reconcile", "reconcile_new_generation"]
+__all__ = ["JobStep", "OperatorSettings", "configure", "forget", "login", "reconcile"]
