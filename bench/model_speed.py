@@ -6,7 +6,7 @@
 For each model, in one process: Optismith builds its variants and picks its winner exactly as
 `optismith run` does (the prepare, measure and finalize stages through `optismith.pipeline.run_stage`,
 with a shortened benchmark stage); the peers are built with each tool's own API (bench/peers.py). Then
-the baseline, every variant and every peer run in interleaved rounds (bench/interleave.py), at a fixed
+the baseline, every variant and every peer run in interleaved rounds (optismith.stages.interleave), at a fixed
 thread count (--threads; several counts report each candidate's best), with the same input batch.
 GFLOP/s come from the inspect stage's FLOPs per sample; the fp32 peak is the best large matmul (TF and
 numpy) measured in the same run. Prints markdown tables; writes JSON to --out.

@@ -229,7 +229,8 @@ def run_scale(count: int, args: argparse.Namespace, workdir: Path) -> dict[str, 
         api.register_crd(yaml.safe_load(CRD.read_text()))
         api.create_namespace(NAMESPACE)
         (workdir / "kubelet").mkdir()
-        kubelet = InstantKubelet(api, workdir=workdir / "kubelet", command_map={"optismith": sys.executable}).start()
+        kubelet = InstantKubelet(api, workdir=workdir / "kubelet", command_map={"optismith": sys.executable},
+                                 candidates=args.candidates).start()
         max_jobs = args.max_jobs or count
         env = {"OPTISMITH_MAX_JOBS": str(max_jobs), "OPTISMITH_RECONCILE_INTERVAL": str(args.interval),
                "PYTHONUNBUFFERED": "1"}
@@ -315,6 +316,7 @@ def render(document: dict[str, Any]) -> str:
     lines = [f"Operator scale ({document['started_at']}, {document['machine']['cpu_model']}, "
              f"{document['machine']['cores']} cores; reconcile interval {document['settings']['interval_s']}s; "
              f"resources created {arrival(document['settings']['rate_per_s'])}; "
+             f"{document['settings'].get('candidates', 2)} candidates per result; "
              f"load average {load['loadavg_1m_mean']} (max {load['loadavg_1m_max']}))", "",
              markdown_table(headers, rows), "",
              f"Growth exponent from N={results[0]['resources']} to N={results[-1]['resources']} (1 = linear): "
@@ -340,6 +342,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--interval", type=float, default=CHART_INTERVAL_S,
                         help="OPTISMITH_RECONCILE_INTERVAL seconds (default: the chart's)")
     parser.add_argument("--max-jobs", type=int, default=0, help="OPTISMITH_MAX_JOBS (default: N)")
+    parser.add_argument("--candidates", type=int, default=12,
+                        help="candidates in each results.json (a real CPU run measures about 12)")
     parser.add_argument("--rate", type=float, default=0.0,
                         help="create this many resources per second (default: all back to back, a burst)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for all to succeed")
@@ -353,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     document: dict[str, Any] = {"schema": "optismith.io/bench/operator-scale/v1", "command": command_line(),
                                 "started_at": now_utc(), "machine": machine(), "goals": GOALS,
                                 "settings": {"interval_s": args.interval, "rate_per_s": args.rate,
-                                             "max_jobs": args.max_jobs or "N",
+                                             "max_jobs": args.max_jobs or "N", "candidates": args.candidates,
                                              "timeout_s": args.timeout}}
     # Under /var/tmp, not /tmp: the kubelet maps a pod's /tmp mount to a private directory (see conftest).
     workdir = Path(tempfile.mkdtemp(prefix="optismith-scale-", dir="/var/tmp"))
