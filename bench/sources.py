@@ -22,9 +22,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import ROOT
+from common import ROOT, csv_words
 
 MODEL_NAMES = ("digits", "mobilenetv2", "resnet50")
+
+
+def model_names(text: str) -> list[str]:
+    """argparse type for --models: comma-separated names from MODEL_NAMES."""
+    names = csv_words(text)
+    unknown = [name for name in names if name not in MODEL_NAMES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown model(s) {unknown}: use {', '.join(MODEL_NAMES)}")
+    return names
 IMAGE_SAMPLES = 64  # calibration and evaluation images for the ImageNet models each
 SEED = 0
 

@@ -169,3 +169,10 @@ def test_the_paired_penalty_table_shows_paired_over_alone() -> None:
         ]
     )
     assert "| tflite-int8 | 2 | 1.240 | 1.340 | 1.130 | 1.030 | 1.20x |" in text
+
+
+def test_an_unknown_model_is_refused_with_the_known_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        model_speed.parse_args(["--models", "digits,bogus"])
+    assert "unknown model(s) ['bogus']: use digits, mobilenetv2, resnet50" in capsys.readouterr().err
+    assert model_speed.parse_args(["--models", "digits, resnet50"]).models == ["digits", "resnet50"]

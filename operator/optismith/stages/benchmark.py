@@ -145,14 +145,9 @@ def finalists(results: list[VariantBenchmark], batch: int, limit: int,
 def final_config(config: ConfigResult, variant_s: np.ndarray, baseline_s: np.ndarray, rounds: int,
                  stability: float) -> ConfigResult:
     """`config` (same batch, threads and server numbers) with the latencies and speedup of the final."""
-    variant = latency_stats(variant_s)
-    baseline = latency_stats(baseline_s)
-    return config.model_copy(update={
-        "latency": variant, "baseline_latency": baseline,
-        "speedup": baseline.p50_ms / variant.p50_ms if variant.p50_ms > 0 else 0.0,
-        "throughput_per_s": config.batch_size / (variant.mean_ms / 1e3) if variant.mean_ms > 0 else 0.0,
-        "stable": is_stable(variant_s, stability), "rounds": rounds,
-    })
+    times = PairedTimes(variant_s, baseline_s, is_stable(variant_s, stability))
+    return config_result(config.batch_size, config.threads, times).model_copy(update={
+        "rounds": rounds, "server_p99_ms": config.server_p99_ms, "server_qps": config.server_qps})
 
 
 @dataclass
