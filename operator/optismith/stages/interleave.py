@@ -33,8 +33,8 @@ class RoundsPlan:
     warmup_calls: int = 3
     # Bursts of ~50 ms after ~10 ms of untimed calls: with 5 ms bursts after one untimed call, a candidate
     # that followed ONNX Runtime (whose threads spin on after a run) measured 1.2-1.6x its time alone on
-    # MobileNetV2 at 2 threads, and the ranking of two variants 15% apart flipped; with these, both
-    # measured within 3-8% of their time alone, in the right order.
+    # MobileNetV2 at 2 threads, and the ranking of two variants 15% apart flipped; with 50 ms bursts after
+    # ~5 ms of untimed calls, both measured within 7% of their time alone, in the right order.
     burst_s: float = 0.05
     settle_s: float = 0.01  # untimed calls for about this long before each burst of a fast candidate
     max_burst: int = 100_000
