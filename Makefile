@@ -64,16 +64,16 @@ crd: install
 bench: bench-models bench-operator bench-pipeline
 
 bench-models: install
-	$(BIN)/python bench/model_speed.py
+	$(BIN)/python -m bench.model_speed
 
 bench-operator: install
-	$(BIN)/python bench/operator_scale.py
+	$(BIN)/python -m bench.operator_scale
 
 bench-pipeline: install
-	$(BIN)/python bench/pipeline_cost.py
+	$(BIN)/python -m bench.pipeline_cost
 
 bench-reliability: install system-deps
-	$(BIN)/python bench/reliability_figures.py --write
+	$(BIN)/python -m bench.reliability_figures --write
 
 clean:
 	rm -rf $(VENV) runs .mypy_cache .ruff_cache

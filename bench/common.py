@@ -1,7 +1,7 @@
 """What every bench script shares: where results go, what machine and load they ran under, and tables.
 
-`bench/` is not a package: scripts run as `python bench/<name>.py` and import this module from their own
-directory (Python puts a script's directory first on sys.path).
+Scripts run from the repository root as `python -m bench.<name>` (bench/ is a package, so they import each
+other, the test harness and examples as `bench.*`, `tests.*`, `examples.*`).
 """
 
 from __future__ import annotations
@@ -37,12 +37,15 @@ def now_utc() -> str:
 
 
 def command_line() -> str:
-    """The command as a user would type it from the repository root."""
+    """The command as a user would type it from the repository root (`python -m bench.<script>`)."""
     script = Path(sys.argv[0]).resolve()
-    shown = script.relative_to(ROOT) if script.is_relative_to(ROOT) else script
+    if script.is_relative_to(ROOT):
+        shown = ["-m", ".".join(script.relative_to(ROOT).with_suffix("").parts)]
+    else:
+        shown = [str(script)]
     python = Path(sys.executable)
     interpreter = python.relative_to(ROOT) if python.is_relative_to(ROOT) else Path(python.name)
-    return shlex.join([str(interpreter), str(shown), *sys.argv[1:]])
+    return shlex.join([str(interpreter), *shown, *sys.argv[1:]])
 
 
 def package_versions(names: Sequence[str] = PACKAGES) -> dict[str, str]:

@@ -1,12 +1,12 @@
 """Model speed: Optismith's variants and winner against the baseline and against each tool used directly.
 
-    python bench/model_speed.py                          # digits, MobileNetV2, ResNet50 at batch 1 and 8
-    python bench/model_speed.py --models digits --seconds 5   # a quick run
+    python -m bench.model_speed                          # digits, MobileNetV2, ResNet50 at batch 1 and 8
+    python -m bench.model_speed --models digits --seconds 5   # a quick run
 
 For each model, in one process: Optismith builds its variants and picks its winner exactly as
 `optismith run` does (the prepare, measure and finalize stages through `optismith.pipeline.run_stage`,
 with a shortened benchmark stage); the peers are built with each tool's own API (bench/peers.py). Then
-the baseline, every variant and every peer run in interleaved rounds (optismith.stages.interleave), at a fixed
+the baseline, every variant and every peer run in interleaved rounds (optismith.measure.interleave), at a fixed
 thread count (--threads; several counts report each candidate's best), with the same input batch.
 GFLOP/s come from the inspect stage's FLOPs per sample; the fp32 peak is the best large matmul (TF and
 numpy) measured in the same run. Prints markdown tables; writes JSON to --out.
@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import (
+
+from bench.common import (
     LoadMonitor,
     add_out_argument,
     command_line,
@@ -43,10 +44,9 @@ from common import (
     now_utc,
     write_json,
 )
-from peers import Peer, Predictor, build_peers
-from sources import MODEL_NAMES, Source, make_source, manifest, model_names
-
-from optismith.stages.interleave import RoundsPlan, interleaved_rounds
+from bench.peers import Peer, Predictor, build_peers
+from bench.sources import MODEL_NAMES, Source, make_source, manifest, model_names
+from optismith.measure.interleave import RoundsPlan, interleaved_rounds
 
 MAX_ACCURACY_DROP = 0.01  # the spec's default selection.constraints.maxAccuracyDrop
 SPEEDUP_GOAL = 3.0  # MobileNetV2 at batch 1, vs the baseline
@@ -106,8 +106,8 @@ def optismith_pipeline(source: Source, workdir: Path, batches: list[int], thread
     """The stages `optismith run` runs, into a run directory; select once per batch size."""
     from optismith.pipeline import run_stage
     from optismith.results import SourceInfo
+    from optismith.runs.stage import StageContext
     from optismith.spec import parse_manifest
-    from optismith.stages.base import StageContext
     from optismith.storage import open_storage
 
     run_dir = workdir / "run"
@@ -173,8 +173,9 @@ class Candidate:
 
 def optismith_candidates(run: OptismithRun) -> tuple[list[Candidate], dict[str, str]]:
     """The baseline and every variant that can run here; and why the others cannot."""
-    from optismith.runtimes import get_runtime
     from optismith.stages.eligibility import resolve
+
+    from optismith.runtimes import get_runtime
 
     candidates: list[Candidate] = []
     unavailable: dict[str, str] = {}

@@ -1,7 +1,7 @@
 """Operator scale: N ModelOptimizations through the emulated API server and a processless kubelet.
 
-    python bench/operator_scale.py                       # 100, 500 and 1000 resources
-    python bench/operator_scale.py --counts 20           # a quick run
+    python -m bench.operator_scale                       # 100, 500 and 1000 resources
+    python -m bench.operator_scale --counts 20           # a quick run
 
 For each N, a fresh cluster: the test API server (tests/harness) and a kubelet stand-in whose workers
 finish without a process (bench/scale_kubelet.py), so what is measured is the operator's own cost. The
@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 import yaml
-from common import (
+
+from bench.common import (
     ROOT,
     LoadMonitor,
     add_out_argument,
@@ -45,13 +46,9 @@ from common import (
     proc_status_kib,
     write_json,
 )
-
-sys.path.insert(0, str(ROOT / "tests"))
-
-from scale_kubelet import InstantKubelet
-
-from harness import ApiServer, KopfProcess
-from harness.kopf_runner import free_port
+from bench.scale_kubelet import InstantKubelet
+from tests.harness import ApiServer, KopfProcess
+from tests.harness.kopf_runner import free_port
 
 CRD = ROOT / "crds" / "modeloptimizations.optismith.io.yaml"
 NAMESPACE = "ml"

@@ -1,8 +1,8 @@
 """How much slower a variant is when timed right after the baseline, as the benchmark stage's paired rounds
 time it, than when it runs on its own.
 
-    python bench/model_speed.py --models mobilenetv2 --workdir /tmp/speed      # keeps the run directory
-    python bench/paired_penalty.py --run-dir /tmp/speed/optismith/mobilenetv2/run
+    python -m bench.model_speed --models mobilenetv2 --workdir /tmp/speed      # keeps the run directory
+    python -m bench.paired_penalty --run-dir /tmp/speed/optismith/mobilenetv2/run
 
 After a call, a runtime's thread pool keeps spinning for a while (TensorFlow's, ONNX Runtime's, XNNPACK's);
 on a machine with few cores the next model's threads then share the cores with it. For each variant and
@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import csv_ints, csv_words, markdown_table
+
+from bench.common import csv_ints, csv_words, markdown_table
 
 DEFAULT_VARIANTS = ("tflite-int8", "onnx-int8", "tflite-fp32", "onnx-fp32")
 
@@ -41,7 +42,7 @@ def _timed(call: Callable[[], object]) -> float:
 
 
 def measure(variant: Callable[[], object], baseline: Callable[[], object], rounds: int) -> dict[str, float]:
-    from optismith.stages.rounds import RoundsPolicy, paired_rounds
+    from optismith.measure.paired import RoundsPolicy, paired_rounds
 
     paired = paired_rounds(variant, baseline, RoundsPolicy(warmup=3, min_rounds=rounds, budget_s=0.0,
                                                            stability=0.0))
@@ -59,8 +60,9 @@ def measure(variant: Callable[[], object], baseline: Callable[[], object], round
 
 
 def run(run_dir: Path, variants: list[str], threads: list[int], rounds: int) -> list[dict[str, Any]]:
-    from optismith.runtimes import get_runtime
     from optismith.stages.variants import CATALOG, variant_key
+
+    from optismith.runtimes import get_runtime
 
     with np.load(run_dir / "samples" / "inputs.npz") as data:
         x = np.ascontiguousarray(data[data.files[0]][:1], dtype=np.float32)

@@ -1,7 +1,7 @@
 """Pipeline cost: wall time and peak memory of every stage, each in its own process (as a Job runs it).
 
-    python bench/pipeline_cost.py                        # digits and MobileNetV2
-    python bench/pipeline_cost.py --models digits        # a quick run
+    python -m bench.pipeline_cost                        # digits and MobileNetV2
+    python -m bench.pipeline_cost --models digits        # a quick run
 
 For each model the manifest is what a user would write (bench/sources.py: the model, its calibration and
 evaluation data, everything else default), and every stage runs as `optismith stage NAME` in a fresh
@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from common import (
+
+from bench.common import (
     LoadMonitor,
     add_out_argument,
     command_line,
@@ -36,7 +37,7 @@ from common import (
     now_utc,
     write_json,
 )
-from sources import make_source_in_subprocess, manifest, model_names
+from bench.sources import make_source_in_subprocess, manifest, model_names
 
 STAGES: tuple[tuple[str, str | None], ...] = (
     ("inspect", None), ("freeze", None), ("optimize", None), ("quantize", None), ("convert", None),

@@ -1,7 +1,7 @@
 """The figures in docs/reliability.md: run the fault and bad-input suites, count what they did.
 
-    .venv/bin/python bench/reliability_figures.py            # print the figures
-    .venv/bin/python bench/reliability_figures.py --write    # and put them into docs/reliability.md
+    .venv/bin/python -m bench.reliability_figures            # print the figures
+    .venv/bin/python -m bench.reliability_figures --write    # and put them into docs/reliability.md
 
 Runs tests/reliability (whose tests keep a ledger: every fault injected and whether the system reached the
 asserted end state, every bad input tried, every run directory checked for lost artifacts) plus the older
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "reliability.md"
 BEGIN, END = "<!-- figures:begin -->", "<!-- figures:end -->"
 LEDGER_ENV = "OPTISMITH_RELIABILITY_LEDGER"
-COMMAND = ".venv/bin/python bench/reliability_figures.py --write"
+COMMAND = ".venv/bin/python -m bench.reliability_figures --write"
 VALID_MUTATIONS = "spec mutations that stayed valid (not counted as bad)"
 
 # Older tests that inject faults: test id -> (fault, injections).

@@ -16,13 +16,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from harness.client import AsyncClient
-from harness.jobcontroller import JobController
-from harness.kubelet import Kubelet, NodeAgent, PodRun
-from harness.store import timestamp
+from optismith.runs import layout
+from tests.harness.client import AsyncClient
+from tests.harness.jobcontroller import JobController
+from tests.harness.kubelet import Kubelet, NodeAgent, PodRun
+from tests.harness.store import timestamp
+from tests.operator.fake_worker import PHASE_OF, results_json, stage_record, succeeded
 
 logger = logging.getLogger(__name__)
-PHASE_OF = {"inspect": "prepare", "benchmark": "measure", "select": "finalize", "promote": "promote"}
 NO_PARALLEL_LIMIT = 1_000_000
 
 
@@ -50,21 +51,13 @@ def complete_stages(argv: list[str], env: dict[str, str], candidates: int = len(
     run = Path(args.run_uri)
     (run / "stages").mkdir(parents=True, exist_ok=True)
     for stage in args.stages:
-        name = f"{stage}@{args.target}" if args.target else stage
-        (run / "stages" / f"{name}.json").write_text(json.dumps({"stage": stage, "status": "succeeded"}))
+        (run / layout.stage_record(stage, args.target)).write_text(stage_record(stage, args.target))
     phase = next(PHASE_OF[s] for s in args.stages if s in PHASE_OF)
     if phase == "finalize":
         # As many candidates as a real CPU run measures: the operator keeps series for each of them.
-        candidates = [
-            {"variant": variant, "target": "cpu", "latency_p50_ms": 0.2 * (i + 1), "latency_p99_ms": 0.4 * (i + 1),
-             "throughput_per_s": 5000.0 / (i + 1), "size_bytes": 1000 * (i + 1), "accuracy_drop": 0.001,
-             "speedup": 3.0 / (i + 1), "passed": True}
-            for i, variant in enumerate(REAL_RUN_VARIANTS[:max(1, candidates)])]
-        results = {"name": manifest["metadata"]["name"], "selection": {
-            "objective": "latencyP50", "batch_size": 1, "winner": REAL_RUN_VARIANTS[0], "winner_target": "cpu",
-            "outcome": "selected", "message": f"{REAL_RUN_VARIANTS[0]} is 3.00x faster", "candidates": candidates}}
-        (run / "results.json").write_text(json.dumps(results))
-    return json.dumps({"status": "succeeded"})
+        names = list(REAL_RUN_VARIANTS[:max(1, candidates)])
+        (run / layout.RESULTS).write_text(results_json(manifest["metadata"]["name"], names))
+    return succeeded(args.stages, args.target)
 
 
 class InstantNode(NodeAgent):

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import ROOT, csv_words
+
+from bench.common import csv_words
 
 MODEL_NAMES = ("digits", "mobilenetv2", "resnet50")
 
@@ -50,8 +51,7 @@ class Source:
 
 
 def digits(workdir: Path) -> Source:
-    sys.path.insert(0, str(ROOT / "examples" / "digits"))
-    from train import build_and_train
+    from examples.digits.train import build_and_train
 
     out = workdir / "digits"
     if not (out / "model" / "saved_model.pb").exists():

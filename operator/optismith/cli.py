@@ -10,15 +10,14 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 from optismith import __version__
 from optismith.errors import OptismithError, SpecError
+from optismith.results import RunResults, StageSummary, TerminationMessage
 from optismith.spec import ModelOptimization, load_manifest, parse_manifest
 
 TERMINATION_LOG_ENV = "OPTISMITH_TERMINATION_LOG"
@@ -42,11 +41,11 @@ def _manifest_from_args(args: argparse.Namespace) -> ModelOptimization:
     return load_manifest(args.file)
 
 
-def _write_termination_message(summary: dict[str, Any]) -> None:
+def _write_termination_message(summary: TerminationMessage) -> None:
     """Kubernetes shows this file's content as the container's termination message; the operator reads
     it to explain a Job's outcome. Outside a pod the default path is usually absent: then skip."""
     path = os.environ.get(TERMINATION_LOG_ENV, TERMINATION_LOG_DEFAULT)
-    text = json.dumps(summary, separators=(",", ":"))[:TERMINATION_LIMIT]
+    text = summary.render(TERMINATION_LIMIT)
     try:
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -62,15 +61,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from optismith.pipeline import build_plan, run_plan
-    from optismith.pipeline.runner import run_uri_for
+    from optismith.pipeline import build_plan, run_plan, run_uri_for
+    from optismith.runs import layout
     from optismith.ui import RunDisplay, final_table
 
     manifest = _manifest_from_args(args)
     if args.output:
         manifest.spec.output.uri = args.output
-    run_id = args.run_id or dt.datetime.now(dt.UTC).strftime("run-%Y%m%d-%H%M%S")
-    run_uri = run_uri_for(manifest, run_id)
+    run_uri = run_uri_for(manifest, args.run_id or layout.timestamp_run_id())
     local_targets = [t.name for t in manifest.spec.targets if t.kind == "cpu"]
     skipped_targets = [t.name for t in manifest.spec.targets if t.kind != "cpu"]
     plan = build_plan(manifest.spec, targets=local_targets)
@@ -83,10 +81,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from optismith.storage import open_storage
 
     store = open_storage(outcome.run_uri, manifest.spec.storage)
-    results = json.loads(store.read_bytes("results.json"))
+    results = RunResults.model_validate_json(store.read_bytes(layout.RESULTS))
     if args.json:
+        selection = results.selection.model_dump(mode="json") if results.selection else None
         print(json.dumps({"runUri": outcome.run_uri, "seconds": round(outcome.seconds, 2),
-                          "selection": results.get("selection")}, indent=2))
+                          "selection": selection}, indent=2))
     else:
         final_table(results, outcome.run_uri, outcome.seconds, batch_size=manifest.spec.selection.batch_size)
     return 0
@@ -100,7 +99,7 @@ def cmd_stage(args: argparse.Namespace) -> int:
 
     manifest = _manifest_from_args(args)
     store = open_storage(args.run_uri, manifest.spec.storage)
-    summary: dict[str, Any] = {"stages": [], "target": args.target}
+    stages: list[StageSummary] = []
     try:
         with tempfile.TemporaryDirectory(prefix="optismith-stage-") as scratch:
             workdir = Path(args.workdir) if args.workdir else Path(scratch)
@@ -108,20 +107,19 @@ def cmd_stage(args: argparse.Namespace) -> int:
                 print(f"stage {name}{' @' + args.target if args.target else ''}: started", flush=True)
                 record = run_stage(manifest, store, name, target=args.target, workdir=workdir,
                                    progress=lambda message: print(f"  {message}", flush=True))
-                summary["stages"].append({"stage": name, "status": record.status,
-                                          "seconds": round(record.duration_seconds, 2)})
+                stages.append(StageSummary(stage=name, status=record.status,
+                                           seconds=round(record.duration_seconds, 2)))
                 print(f"stage {name}: {record.status} in {record.duration_seconds:.1f}s", flush=True)
     except OptismithError as error:
-        summary.update({"status": "failed", "reason": error.reason, "message": error.message[:3000]})
-        _write_termination_message(summary)
+        _write_termination_message(TerminationMessage(status="failed", target=args.target, stages=stages,
+                                                      reason=error.reason, message=error.message))
         raise
-    summary["status"] = "succeeded"
-    _write_termination_message(summary)
+    _write_termination_message(TerminationMessage(status="succeeded", target=args.target, stages=stages))
     return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from optismith.stages.report import verify_manifest
+    from optismith.runs.manifest import verify_manifest
     from optismith.storage import open_storage
 
     manifest = verify_manifest(open_storage(args.run_uri))
@@ -138,9 +136,11 @@ def cmd_crd(args: argparse.Namespace) -> int:
 
 def cmd_operator(args: argparse.Namespace) -> int:
     from optismith.controller.main import run_operator
+    from optismith.controller.settings import OperatorSettings
 
-    run_operator(namespaces=args.namespace, all_namespaces=args.all_namespaces,
-                 liveness=args.liveness, metrics_port=args.metrics_port)
+    namespaces = [] if args.all_namespaces else (args.namespace or None)
+    run_operator(OperatorSettings.from_flags(namespaces=namespaces, liveness=args.liveness,
+                                             metrics_port=args.metrics_port, verbose=args.verbose or None))
     return 0
 
 
@@ -181,10 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     crd.set_defaults(handler=cmd_crd)
 
     op = sub.add_parser("operator", help="run the Kubernetes operator")
-    op.add_argument("--namespace", "-n", action="append", default=[], help="namespace to watch (repeatable)")
+    # Unset flags leave the setting to OPTISMITH_<NAME> or its default (optismith.controller.settings).
+    op.add_argument("--namespace", "-n", action="append", help="namespace to watch (repeatable)")
     op.add_argument("--all-namespaces", "-A", action="store_true", help="watch the whole cluster")
-    op.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", help="kopf liveness endpoint")
-    op.add_argument("--metrics-port", type=int, default=9090, help="Prometheus /metrics port")
+    op.add_argument("--liveness", help="kopf liveness endpoint (default http://0.0.0.0:8080/healthz)")
+    op.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (default 9090; 0: off)")
+    op.add_argument("--verbose", action="store_true", help="debug logging")
     op.set_defaults(handler=cmd_operator)
     return parser
 

@@ -1,12 +1,8 @@
-"""The machine-readable records a run leaves behind (versioned; the operator reads them).
+"""The machine-readable records a run leaves behind, and what crosses process boundaries (versioned).
 
-Layout of a run directory (local or S3):
-    stages/<stage>.json            one StageRecord per finished stage (`<stage>@<target>` per target)
-    source/...                     the materialized source model
-    variants/<variant>/...         each variant's artifact
-    results.json                   RunResults (assembled by the report stage)
-    report.md, plots/*.png         the human report
-    manifest.json                  digests of every file, written last: without it the run is incomplete
+Stage records and results.json live in the run directory (optismith.runs.layout); the operator, its
+metrics and the terminal read them through these models, never as dicts by string keys. A worker's Job
+also reports a TerminationMessage through Kubernetes.
 """
 
 from __future__ import annotations
@@ -18,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 RESULTS_SCHEMA = "optismith.io/results/v1"
 MANIFEST_SCHEMA = "optismith.io/manifest/v1"
 PROMOTION_SCHEMA = "optismith.io/promotion/v1"
+TERMINATION_SCHEMA = "optismith.io/termination/v1"
 
 
 class Record(BaseModel):
@@ -209,3 +206,43 @@ class PromotionManifest(Record):
     generation: int | None
     promoted_at: str
     metrics: dict[str, float | None]
+
+
+class PromotionOutcome(Record):
+    """What the promote stage did (its record's payload)."""
+
+    promoted: bool
+    reason: str = ""  # why not, when not promoted
+    uri: str | None = None
+    digest: str | None = None  # "sha256:<hex>"
+    variant: str | None = None
+    target: str | None = None
+    artifact: str | None = None
+    manifest: str | None = None
+
+
+class StageSummary(Record):
+    stage: str
+    status: Literal["succeeded", "failed"]
+    seconds: float
+
+
+class TerminationMessage(Record):
+    """What a worker writes to its container's termination message (Kubernetes keeps 4096 bytes of it):
+    the operator reads the outcome and the reason of a Job from it."""
+
+    schema_version: str = TERMINATION_SCHEMA
+    status: Literal["succeeded", "failed"]
+    target: str | None = None
+    stages: list[StageSummary] = Field(default_factory=list)
+    reason: str | None = None
+    message: str = ""
+
+    def render(self, limit: int) -> str:
+        """Compact JSON of at most `limit` bytes: the message is shortened to fit, never the JSON cut."""
+        text = self.model_dump_json(exclude_defaults=False)
+        message = self.message
+        while len(text.encode()) > limit and message:
+            message = message[: max(0, len(message) - (len(text.encode()) - limit) - 16)]
+            text = self.model_copy(update={"message": message + "..." if message else ""}).model_dump_json()
+        return text

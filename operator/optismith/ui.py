@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 from types import TracebackType
-from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from optismith.pipeline import Plan, StageStep
+from optismith.results import RunResults
+from optismith.runs import layout
 
 # Piped output (CI logs, `make demo | tee`) gets a table wide enough to read, not 80 columns.
 console = Console(stderr=False, width=None if sys.stdout.isatty() else 160)
@@ -39,7 +40,7 @@ class RunDisplay:
     def on_step(self, step: StageStep, state: str) -> None:
         if self._task is None:
             return
-        label = f"{step.stage}@{step.target}" if step.target else step.stage
+        label = step.label
         if state == "started":
             self._progress.update(self._task, description=label, detail="")
         else:
@@ -56,41 +57,38 @@ def _fmt(value: float | None, pattern: str) -> str:
     return "-" if value is None else pattern.format(value)
 
 
-def final_table(results: dict[str, Any], run_uri: str, seconds: float, batch_size: int) -> None:
-    selection = results.get("selection") or {}
-    candidates = {(c["variant"], c["target"]): c for c in selection.get("candidates", [])}
+def final_table(results: RunResults, run_uri: str, seconds: float, batch_size: int) -> None:
+    selection = results.selection
     table = Table(title=f"Variants (batch {batch_size}, best thread count per variant)")
     for column in ("variant", "target", "status", "p50 ms", "p99 ms", "speedup", "throughput/s", "size",
                    "accuracy drop", "gates"):
         left = column in ("variant", "target", "status", "gates")
         table.add_column(column, justify="left" if left else "right", no_wrap=column != "gates",
                          overflow="fold" if column == "gates" else "ellipsis")
-    benchmarks = {(b["variant"], b["target"]): b for b in results.get("benchmarks", [])}
-    statuses = {v["name"]: v for v in results.get("variants", [])}
-    rows_seen = set()
-    for (variant, target), candidate in sorted(candidates.items(),
-                                               key=lambda kv: (kv[1]["latency_p50_ms"] or 1e18)):
-        rows_seen.add(variant)
-        mark = "WINNER" if variant == selection.get("winner") and target == selection.get("winner_target") else ""
-        gates = "pass" if candidate["passed"] else "; ".join(candidate.get("reasons", []))[:60]
-        size = candidate.get("size_bytes")
-        drop = candidate.get("accuracy_drop")
+    benchmarks = {(b.variant, b.target): b for b in results.benchmarks}
+    candidates = sorted(selection.candidates if selection else [],
+                        key=lambda c: c.latency_p50_ms if c.latency_p50_ms is not None else 1e18)
+    shown = set()
+    for candidate in candidates:
+        shown.add(candidate.variant)
+        winner = selection is not None and (candidate.variant, candidate.target) == (selection.winner,
+                                                                                     selection.winner_target)
+        bench = benchmarks.get((candidate.variant, candidate.target))
         table.add_row(
-            f"{variant} {mark}".strip(), target, benchmarks.get((variant, target), {}).get("status", "built"),
-            _fmt(candidate.get("latency_p50_ms"), "{:.3f}"), _fmt(candidate.get("latency_p99_ms"), "{:.3f}"),
-            _fmt(candidate.get("speedup"), "{:.2f}x"), _fmt(candidate.get("throughput_per_s"), "{:.0f}"),
-            "-" if size is None else f"{size / 1024:.0f} KiB",
-            "-" if drop is None else f"{drop * 100:.2f}%", gates,
+            f"{candidate.variant} {'WINNER' if winner else ''}".strip(), candidate.target,
+            bench.status if bench else "built",
+            _fmt(candidate.latency_p50_ms, "{:.3f}"), _fmt(candidate.latency_p99_ms, "{:.3f}"),
+            _fmt(candidate.speedup, "{:.2f}x"), _fmt(candidate.throughput_per_s, "{:.0f}"),
+            "-" if candidate.size_bytes is None else f"{candidate.size_bytes / 1024:.0f} KiB",
+            "-" if candidate.accuracy_drop is None else f"{candidate.accuracy_drop * 100:.2f}%",
+            "pass" if candidate.passed else "; ".join(candidate.reasons)[:60],
         )
-    for name, variant in statuses.items():
-        if name not in rows_seen:
-            table.add_row(name, "-", variant["status"], "-", "-", "-", "-", "-", "-",
-                          (variant.get("reason") or "")[:160])
+    for variant in results.variants:
+        if variant.name not in shown:
+            table.add_row(variant.name, "-", variant.status, "-", "-", "-", "-", "-", "-", variant.reason[:160])
     console.print(table)
-    winner = selection.get("winner")
-    if winner:
-        console.print(f"[bold green]Winner:[/] {winner} on {selection.get('winner_target')} — "
-                      f"{selection.get('message', '')}")
+    if selection is not None and selection.winner:
+        console.print(f"[bold green]Winner:[/] {selection.winner} on {selection.winner_target} — {selection.message}")
     else:
-        console.print(f"[bold yellow]No variant passed:[/] {selection.get('message', '')}")
-    console.print(f"Run directory: {run_uri}  ({seconds:.0f}s)  report: {run_uri}/report.md")
+        console.print(f"[bold yellow]No variant passed:[/] {selection.message if selection else 'no selection'}")
+    console.print(f"Run directory: {run_uri}  ({seconds:.0f}s)  report: {run_uri}/{layout.REPORT}")

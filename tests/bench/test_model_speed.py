@@ -4,17 +4,14 @@ with Optismith's pipeline, the peers and interleaved timing."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))  # bench/ scripts are not a package
-
-import model_speed
-import paired_penalty
+import bench.model_speed as model_speed
+import bench.paired_penalty as paired_penalty
 
 
 def _row(name: str, kind: str, p50: float, drop: float = 0.0, batch: int = 1) -> dict[str, Any]:

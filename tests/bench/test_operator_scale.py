@@ -4,18 +4,15 @@ the API server's history, and (with the real operator) a small run reports every
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from harness.history import RequestRecord
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))  # bench/ scripts are not a package
-
-import operator_scale
-from scale_kubelet import complete_stages
+import bench.operator_scale as operator_scale
+from bench.scale_kubelet import complete_stages
+from optismith.results import RunResults, TerminationMessage
+from tests.harness.history import RequestRecord
 
 MANIFEST = json.dumps({"metadata": {"name": "mo-1", "namespace": "ml"}, "spec": {}})
 
@@ -34,14 +31,16 @@ def test_the_instant_worker_writes_the_records_and_results_the_operator_reads(tm
         "--target",
         "cpu",
     ]
-    assert json.loads(complete_stages(argv, {"M": MANIFEST})) == {"status": "succeeded"}
+    message = TerminationMessage.model_validate_json(complete_stages(argv, {"M": MANIFEST}))
+    assert message.status == "succeeded" and [s.stage for s in message.stages] == ["benchmark", "evaluate"]
     assert sorted(p.name for p in (run / "stages").iterdir()) == ["benchmark@cpu.json", "evaluate@cpu.json"]
     assert not (run / "results.json").exists()
     complete_stages(
         ["python", "stage", "select", "report", "--manifest-env", "M", "--run-uri", str(run)], {"M": MANIFEST}
     )
-    results = json.loads((run / "results.json").read_text())
-    assert results["name"] == "mo-1" and results["selection"]["winner"] == "tflite-int8"
+    results = RunResults.model_validate_json((run / "results.json").read_text())  # what the operator reads
+    assert results.name == "mo-1" and results.selection is not None and results.selection.winner == "tflite-int8"
+    assert len(results.selection.candidates) == 12
 
 
 def _record(verb: str, resource: str, name: str, at: float, status: int = 201) -> RequestRecord:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))  # bench/ scripts are not a package
-
-import pipeline_cost
-from sources import make_source_in_subprocess, manifest
+import bench.pipeline_cost as pipeline_cost
+from bench.sources import make_source_in_subprocess, manifest
 
 
 def _document(stages: list[dict[str, object]]) -> dict[str, object]:

@@ -259,7 +259,7 @@ def test_operator_arguments_parse_with_the_cli(rendered: dict[str, list[dict[str
     args = build_parser().parse_args(spec["args"])
     assert args.handler.__name__ == "cmd_operator"
     watch = VALUE_SETS[values].get("watchNamespaces", [])
-    assert args.namespace == watch and args.all_namespaces is (not watch)
+    assert (args.namespace or []) == watch and args.all_namespaces is (not watch)
     ports = {p["name"]: p["containerPort"] for p in spec["ports"]}
     assert args.liveness == f"http://0.0.0.0:{ports['healthz']}/healthz"
     assert args.metrics_port == ports["http-metrics"] == 9090
@@ -270,23 +270,24 @@ def test_operator_arguments_parse_with_the_cli(rendered: dict[str, list[dict[str
 def test_operator_settings_come_from_the_values(
     rendered: dict[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from optismith.controller.handlers import OperatorSettings
+    from optismith.controller.settings import OperatorSettings
 
     env = env_of(rendered["custom"])
     for name, value in env.items():
         if isinstance(value, str):
             monkeypatch.setenv(name, value)
-    settings = OperatorSettings.from_env()
+    settings = OperatorSettings()
     worker = CUSTOM["worker"]
-    assert (settings.max_jobs, settings.max_gpu_jobs, settings.interval, settings.metrics_port) == (6, 2, 10.0, 9090)
-    assert settings.worker.cpu_image == "registry.example.com/optismith/worker-cpu:0.1.0-rc1"
-    assert settings.worker.gpu_image == "registry.example.com/optismith/worker-gpu:0.1.0-rc1"
-    assert settings.worker.cpu_resources == worker["resources"]["cpu"]
-    assert settings.worker.gpu_resources == worker["resources"]["gpu"]
-    assert settings.worker.command == ("optismith",)
-    assert settings.worker.service_account == "optismith-worker"
+    assert (settings.max_jobs, settings.max_gpu_jobs, settings.reconcile_interval, settings.metrics_port) == (
+        6, 2, 10.0, 9090)
+    assert settings.worker().cpu_image == "registry.example.com/optismith/worker-cpu:0.1.0-rc1"
+    assert settings.worker().gpu_image == "registry.example.com/optismith/worker-gpu:0.1.0-rc1"
+    assert settings.worker().cpu_resources == worker["resources"]["cpu"]
+    assert settings.worker().gpu_resources == worker["resources"]["gpu"]
+    assert settings.worker().command == ("optismith",)
+    assert settings.worker().service_account == "optismith-worker"
     # Workers get the operator's S3 endpoint settings; an explicit worker.extraEnv wins.
-    assert dict(settings.worker.extra_env) == {
+    assert dict(settings.worker().extra_env) == {
         "OPTISMITH_S3_ENDPOINT": "http://seaweedfs.storage:8333",
         "AWS_REGION": "eu-west-1",
         "OPTISMITH_S3_PATH_STYLE": "true",
@@ -297,18 +298,16 @@ def test_operator_settings_come_from_the_values(
 def test_default_worker_settings_match_the_operator_defaults(
     rendered: dict[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from optismith.controller.handlers import OperatorSettings
+    from optismith.controller.settings import OperatorSettings
     from optismith.controller.specs import WorkerDefaults
 
     for name, value in env_of(rendered["default"]).items():
         monkeypatch.setenv(name, value)
-    settings = OperatorSettings.from_env()
-    assert settings.worker == WorkerDefaults()
-    assert (settings.max_jobs, settings.max_gpu_jobs, settings.interval) == (
-        OperatorSettings.max_jobs,
-        OperatorSettings.max_gpu_jobs,
-        OperatorSettings.interval,
-    )
+    settings = OperatorSettings()
+    assert settings.worker() == WorkerDefaults()
+    defaults = OperatorSettings.model_fields
+    assert (settings.max_jobs, settings.max_gpu_jobs, settings.reconcile_interval) == (
+        defaults["max_jobs"].default, defaults["max_gpu_jobs"].default, defaults["reconcile_interval"].default)
 
 
 def test_s3_credentials_from_an_existing_secret_or_workload_identity(rendered: dict[str, list[dict[str, Any]]]) -> None:

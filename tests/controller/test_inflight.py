@@ -12,8 +12,11 @@ import pytest
 
 from optismith.controller import handlers
 from optismith.controller.inflight import ActiveJobs, RecentCreations, WrittenStatus
+from optismith.controller.metrics import OperatorMetrics
 from optismith.controller.observe import job_summary
-from optismith.controller.specs import JobStep, job_labels
+from optismith.controller.settings import OperatorSettings
+from optismith.controller.specs import job_labels
+from optismith.pipeline.plan import JobStep
 
 
 class Clock:
@@ -93,16 +96,18 @@ def test_written_status_overlays_a_lagging_observation_until_it_catches_up_or_ex
 def test_the_timer_runs_only_while_a_run_can_still_change(
     status: dict[str, Any], generation: int, in_progress: bool
 ) -> None:
-    assert handlers._in_progress(status=status, meta={"generation": generation}) is in_progress
+    assert handlers.is_terminal(status, {"generation": generation}) is not in_progress
 
 
 def test_the_timer_starts_after_the_create_handler_and_stops_for_finished_runs() -> None:
-    spawning = kopf.get_default_registry()._spawning.get_all_handlers()
-    timer = next(h for h in spawning if h.id == "reconcile")
-    assert timer.when is handlers._in_progress
-    assert timer.initial_delay == handlers.SETTINGS.interval
-    changing = kopf.get_default_registry()._changing.get_all_handlers()
-    forget = next(h for h in changing if h.fn is handlers.forget)
+    registry = kopf.OperatorRegistry()
+    handlers.register_handlers(registry, OperatorSettings(reconcile_interval=7.0), OperatorMetrics())
+    timer = next(h for h in registry._spawning.get_all_handlers() if h.id == "reconcile")
+    assert timer.initial_delay == 7.0 and timer.interval == 7.0
+    assert timer.when is not None
+    assert timer.when(status={}, meta={"generation": 1}) is True
+    assert timer.when(status={"observedGeneration": 1, "phase": "Failed"}, meta={"generation": 1}) is False
+    forget = next(h for h in registry._changing.get_all_handlers() if h.id == "forget")
     assert forget.requires_finalizer  # with the timer stopped, this keeps the finalizer that forgets metrics
 
 
@@ -122,8 +127,10 @@ class FakeClient:
         self.events.append(reason)
 
 
-def _memo() -> kopf.Memo:
+def _memo(settings: OperatorSettings | None = None) -> kopf.Memo:
     return kopf.Memo(
+        settings=settings or OperatorSettings(),
+        metrics=OperatorMetrics(),
         client=FakeClient(),
         counted_jobs=set(),
         locks={},
@@ -190,9 +197,8 @@ def test_free_slots_are_counted_only_when_a_step_is_ready_to_start() -> None:
     assert patch.status["phase"] == "Running" and not memo["client"].created
 
 
-def test_the_concurrency_cap_still_holds(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(handlers, "SETTINGS", handlers.OperatorSettings(max_jobs=1))
-    memo = _memo()
+def test_the_concurrency_cap_still_holds() -> None:
+    memo = _memo(OperatorSettings(max_jobs=1))
     jobs = {("ml", "busy"): [_running_job("busy-g1-prepare-a1", "busy")]}
     patch = _reconcile(_body("m"), memo, jobs)
     assert not memo["client"].created and patch.status["phase"] == "Queued"

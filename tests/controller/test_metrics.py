@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from controller_results import RESULTS
 from prometheus_client import generate_latest
 
 from optismith.controller.metrics import OperatorMetrics
+from tests.controller.controller_results import RESULTS, run_results
 
 
 def scrape(metrics: OperatorMetrics) -> str:
@@ -15,7 +15,7 @@ def scrape(metrics: OperatorMetrics) -> str:
 
 def test_series_follow_the_resource_lifecycle() -> None:
     metrics = OperatorMetrics()
-    metrics.observe_results("ml", "digits", RESULTS)
+    metrics.observe_results("ml", "digits", run_results())
     text = scrape(metrics)
     assert (
         'optismith_benchmark_latency_seconds{name="digits",namespace="ml",quantile="0.99",target="cpu",'
@@ -51,7 +51,7 @@ def test_queue_depth_sums_over_resources_and_failures_start_at_zero() -> None:
 
 def test_every_candidate_series_in_base_units_and_a_new_run_replaces_the_old() -> None:
     metrics = OperatorMetrics()
-    metrics.observe_results("ml", "digits", RESULTS)
+    metrics.observe_results("ml", "digits", run_results())
     samples = {
         (s.name, s.labels.get("variant"), s.labels.get("quantile")): s.value
         for family in metrics.registry.collect()
@@ -78,8 +78,8 @@ def test_every_candidate_series_in_base_units_and_a_new_run_replaces_the_old() -
 
     # The next run measured one candidate, without a p99 or a size: the old series go, nothing is invented.
     candidate = {**RESULTS["selection"]["candidates"][1], "latency_p99_ms": None, "size_bytes": None}
-    metrics.observe_results("ml", "digits", {"selection": {"winner": "tf-savedmodel", "winner_target": "cpu",
-                                                           "candidates": [candidate]}})
+    metrics.observe_results("ml", "digits", run_results({**RESULTS["selection"], "winner": "tf-savedmodel",
+                                                         "candidates": [candidate]}))
     text = scrape(metrics)
     assert 'variant="tflite-int8"' not in text
     assert 'optismith_winner_info{name="digits",namespace="ml",target="cpu",variant="tf-savedmodel"} 1.0' in text

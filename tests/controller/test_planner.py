@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from optismith.controller.planner import Capacity, JobView, decide
-from optismith.controller.specs import JobStep
+from optismith.pipeline.plan import JobStep
 from optismith.spec import parse_spec
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
@@ -69,7 +69,6 @@ def test_failed_job_is_retried_after_backoff_then_fails_the_run() -> None:
     )
     waiting = decide(SPEC, 1, [failed], NOW)
     assert waiting.create == [] and waiting.phase == "Retrying"
-    assert waiting.requeue_after is not None and 4 <= waiting.requeue_after <= 5
     due = decide(SPEC, 1, [failed], NOW + dt.timedelta(seconds=6))
     assert due.create == [(PREPARE, 2)]
     final = decide(

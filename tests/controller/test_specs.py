@@ -9,11 +9,11 @@ from optismith.controller.specs import (
     LABEL_ATTEMPT,
     LABEL_GENERATION,
     MANIFEST_ENV,
-    JobStep,
     WorkerDefaults,
     build_job,
     job_name,
 )
+from optismith.pipeline.plan import JobStep
 from optismith.spec import parse_spec
 
 SPEC: dict[str, Any] = {

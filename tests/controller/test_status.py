@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from controller_results import RESULTS
-
 from optismith.controller.planner import Decision
 from optismith.controller.status import build_status, invalid_spec_status, set_condition, summarize_results
+from optismith.results import PromotionOutcome
+from tests.controller.controller_results import RESULTS, run_results
 
 T0 = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 T1 = T0 + dt.timedelta(minutes=5)
@@ -38,8 +38,8 @@ def test_running_then_succeeded() -> None:
         1,
         "s3://r/x",
         T1,
-        RESULTS,
-        {"promoted": True, "uri": "s3://p/x", "digest": "sha256:ab", "variant": "tflite-int8"},
+        run_results(),
+        PromotionOutcome(promoted=True, uri="s3://p/x", digest="sha256:ab", variant="tflite-int8"),
         promotion_configured=True,
     )
     c = conditions(done)
@@ -57,14 +57,13 @@ def test_running_then_succeeded() -> None:
 
 
 def test_no_variant_passed_is_stalled_not_ready() -> None:
-    failed_gate = {
-        "selection": {
-            **RESULTS["selection"],
-            "winner": None,
-            "outcome": "no-variant-passed",
-            "message": "no variant passed: accuracy drop above 1%",
-        }
-    }
+    failed_gate = run_results({
+        **RESULTS["selection"],
+        "winner": None,
+        "winner_target": None,
+        "outcome": "no-variant-passed",
+        "message": "no variant passed: accuracy drop above 1%",
+    })
     status = build_status(
         {},
         Decision("Succeeded", "Completed", "ok"),
@@ -72,7 +71,7 @@ def test_no_variant_passed_is_stalled_not_ready() -> None:
         "s3://r/x",
         T0,
         failed_gate,
-        {"promoted": False, "reason": "no winner"},
+        PromotionOutcome(promoted=False, reason="no winner"),
         promotion_configured=True,
     )
     c = conditions(status)
@@ -90,5 +89,5 @@ def test_failure_and_invalid_spec() -> None:
 
 
 def test_summary_is_bounded() -> None:
-    many = {"selection": {**RESULTS["selection"], "candidates": RESULTS["selection"]["candidates"] * 40}}
+    many = run_results({**RESULTS["selection"], "candidates": RESULTS["selection"]["candidates"] * 40})
     assert len(summarize_results(many)["variants"]) == 24

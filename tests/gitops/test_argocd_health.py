@@ -19,6 +19,8 @@ import yaml
 
 from optismith.controller.planner import Decision
 from optismith.controller.status import build_status, invalid_spec_status
+from optismith.results import PromotionOutcome
+from tests.controller.controller_results import RESULTS, run_results
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECK = ROOT / "charts/optismith/files/argocd/resource_customizations/optismith.io/ModelOptimization"
@@ -97,38 +99,19 @@ def test_sandbox_rejects_string_methods() -> None:
 
 
 T0 = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
-SELECTED = {
-    "selection": {
-        "objective": "latencyP50",
-        "batch_size": 1,
-        "winner": "onnx-int8",
-        "winner_target": "cpu",
-        "outcome": "selected",
-        "message": "onnx-int8 is 2.50x faster",
-        "candidates": [
-            {
-                "variant": "onnx-int8",
-                "target": "cpu",
-                "latency_p50_ms": 0.4,
-                "latency_p99_ms": 0.6,
-                "throughput_per_s": 2500.0,
-                "size_bytes": 50000,
-                "accuracy_drop": 0.004,
-                "speedup": 2.5,
-                "passed": True,
-            }
-        ],
-    }
-}
-NO_WINNER = {
-    "selection": {
-        **SELECTED["selection"],
-        "winner": None,
-        "winner_target": None,
-        "outcome": "no-variant-passed",
-        "message": "no variant passed: drop above 1%",
-    }
-}
+SELECTED = run_results({
+    **RESULTS["selection"],
+    "winner": "onnx-int8",
+    "message": "onnx-int8 is 2.50x faster",
+    "candidates": [{**RESULTS["selection"]["candidates"][0], "variant": "onnx-int8"}],
+})
+NO_WINNER = run_results({
+    **RESULTS["selection"],
+    "winner": None,
+    "winner_target": None,
+    "outcome": "no-variant-passed",
+    "message": "no variant passed: drop above 1%",
+})
 
 
 def _resource(status: dict[str, Any], generation: int = 1) -> dict[str, Any]:
@@ -155,7 +138,7 @@ def _resource(status: dict[str, Any], generation: int = 1) -> dict[str, Any]:
                 "u",
                 T0,
                 SELECTED,
-                {"promoted": True, "uri": "s3://p", "variant": "onnx-int8"},
+                PromotionOutcome(promoted=True, uri="s3://p", variant="onnx-int8"),
                 promotion_configured=True,
             ),
             "Healthy",
@@ -168,7 +151,7 @@ def _resource(status: dict[str, Any], generation: int = 1) -> dict[str, Any]:
                 "u",
                 T0,
                 SELECTED,
-                {"promoted": False, "reason": "denied"},
+                PromotionOutcome(promoted=False, reason="denied"),
                 promotion_configured=True,
             ),
             "Degraded",

@@ -23,7 +23,6 @@ from typing import Any
 import aiohttp.web
 import attrs
 import kmock
-from kmock._internal import apps, enums, rendering
 
 from . import discovery, errors
 from .errors import ApiError
@@ -42,13 +41,13 @@ logger = logging.getLogger(__name__)
 LogSource = Callable[[str, str, str | None, Mapping[str, str]], str | None]
 
 _KMOCK_ACTIONS = {
-    "list": enums.action.LIST,
-    "watch": enums.action.WATCH,
-    "get": enums.action.FETCH,
-    "create": enums.action.CREATE,
-    "patch": enums.action.UPDATE,
-    "update": enums.action.UPDATE,
-    "delete": enums.action.DELETE,
+    "list": kmock.action.LIST,
+    "watch": kmock.action.WATCH,
+    "get": kmock.action.FETCH,
+    "create": kmock.action.CREATE,
+    "patch": kmock.action.UPDATE,
+    "update": kmock.action.UPDATE,
+    "delete": kmock.action.DELETE,
 }
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
@@ -197,7 +196,7 @@ class KubernetesApiEmulator(kmock.KubernetesEmulator):
             data = json.loads(body) if body else None
         except ValueError:
             data = None
-        request = rendering.Request(
+        request = kmock.Request(
             id=len(self._requests),
             raw_request=raw,
             url=raw.url,
@@ -216,7 +215,7 @@ class KubernetesApiEmulator(kmock.KubernetesEmulator):
         )
         self._requests.append(request)
         try:
-            return await apps.RawHandler._handle(self, request)
+            return await kmock.RawHandler._handle(self, request)
         except NotImplementedError:
             return None
 

@@ -1,5 +1,5 @@
 """
-Pytest fixtures for the Kubernetes test harness (usable via ``pytest_plugins = ["harness.fixtures"]``).
+Pytest fixtures for the Kubernetes test harness (usable via ``pytest_plugins = ["tests.harness.fixtures"]``).
 
 * ``k8s_api`` — a started :class:`ApiServer` (emulator + kubeconfig + history + faults).
 * ``kubelet`` — a factory: ``kubelet(gpus=0, command_map={...}, ...)`` starts a :class:`Kubelet`.
@@ -77,10 +77,10 @@ def kopf_operator(k8s_api: ApiServer, monkeypatch: pytest.MonkeyPatch) -> Iterat
 def kopf_process(k8s_api: ApiServer, tmp_path: Path) -> Iterator[Callable[..., KopfProcess]]:
     started: list[KopfProcess] = []
 
-    def start(target: str, **options: Any) -> KopfProcess:
+    def start(target: str, *, process_class: type[KopfProcess] = KopfProcess, **options: Any) -> KopfProcess:
         options.setdefault("kubeconfig", k8s_api.kubeconfig)
         options.setdefault("log_path", tmp_path / f"kopf-{len(started)}.log")
-        process = KopfProcess(target, **options).start()
+        process = process_class(target, **options).start()
         started.append(process)
         return process
 

@@ -6,8 +6,8 @@ does not declare (e.g. kopf's ``status.kopf`` progress unless the status schema 
 ``x-kubernetes-preserve-unknown-fields: true``) and rejects badly typed values.
 Supported keywords: type, properties, additionalProperties, items, required, enum,
 default, nullable, minimum/maximum, minLength/maxLength, minItems/maxItems, pattern,
-x-kubernetes-preserve-unknown-fields, x-kubernetes-int-or-string, x-kubernetes-embedded-resource.
-CEL rules (x-kubernetes-validations) and formats are not evaluated.
+x-kubernetes-preserve-unknown-fields, x-kubernetes-int-or-string, x-kubernetes-embedded-resource, and CEL
+rules (x-kubernetes-validations, see cel.py). Formats are not evaluated.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import json
 import re
 from collections.abc import Mapping
 from typing import Any
+
+from .cel import check_rules
 
 Schema = Mapping[str, Any]
 Causes = list[tuple[str, str]]
@@ -149,6 +151,8 @@ def validate(value: Any, schema: Schema, path: str = "") -> Causes:
                 causes += validate(item, props[key], sub_path)
             elif isinstance(extra, Mapping):
                 causes += validate(item, extra, sub_path)
+    if not causes:
+        causes += check_rules(value, schema, path)
     return causes
 
 

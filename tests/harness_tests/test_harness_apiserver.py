@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from harness_samples import JOBS, PODS, WIDGETS, job, widget, widget_crd
 
-from harness import ApiServer, ApiStatusError
-from harness.client import JSON_PATCH, MERGE_PATCH
+from tests.harness import ApiServer, ApiStatusError
+from tests.harness.client import JSON_PATCH, MERGE_PATCH
+from tests.harness_tests.harness_samples import JOBS, PODS, WIDGETS, job, widget, widget_crd
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -287,7 +287,7 @@ def test_dangling_owner_reference_is_collected(api: ApiServer) -> None:
         "uid": "00000000-0000-0000-0000-000000000000",
     }
     api.client.create(w_path(), {"metadata": {"name": "orphan", "ownerReferences": [ghost]}})
-    from harness import eventually
+    from tests.harness import eventually
 
     eventually(lambda: api.client.request("GET", w_path("orphan")).status == 404, timeout=3)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from harness_samples import JOBS, job
 
-from harness import ApiServer
-from harness.client import resource_path
+from tests.harness import ApiServer
+from tests.harness.client import resource_path
+from tests.harness_tests.harness_samples import JOBS, job
 
 pytestmark = pytest.mark.timeout(60)
 

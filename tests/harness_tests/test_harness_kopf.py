@@ -9,9 +9,9 @@ from typing import Any
 
 import kopf
 import pytest
-from harness_samples import JOBS, WIDGETS, job, widget, widget_crd
 
-from harness import ApiServer, KopfProcess, KopfThread, Kubelet, SyncClient, eventually, wait_for_watch
+from tests.harness import ApiServer, KopfProcess, KopfThread, Kubelet, SyncClient, eventually, wait_for_watch
+from tests.harness_tests.harness_samples import JOBS, WIDGETS, job, widget, widget_crd
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from harness_samples import widget, widget_crd
 
-from harness import ApiServer
+from tests.harness import ApiServer
+from tests.harness_tests.harness_samples import widget, widget_crd
 
 pytestmark = [
     pytest.mark.timeout(60),

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from harness_samples import JOBS, PODS, job
 
-from harness import ApiServer, Kubelet, eventually, process_alive
+from tests.harness import ApiServer, Kubelet, eventually, process_alive
+from tests.harness_tests.harness_samples import JOBS, PODS, job
 
 pytestmark = pytest.mark.timeout(60)
 

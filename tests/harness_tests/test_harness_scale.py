@@ -8,9 +8,9 @@ import threading
 import time
 
 import pytest
-from harness_samples import widget, widget_crd
 
-from harness import ApiServer
+from tests.harness import ApiServer
+from tests.harness_tests.harness_samples import widget, widget_crd
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from harness_samples import WIDGETS, widget, widget_crd
 
-from harness import ApiServer
+from tests.harness import ApiServer
+from tests.harness_tests.harness_samples import WIDGETS, widget, widget_crd
 
 pytestmark = pytest.mark.timeout(60)
 

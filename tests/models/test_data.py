@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from optismith.errors import DataError, StorageError
-from optismith.models.data import TensorLike, load_labelled, load_samples, synthetic_samples
+from optismith.models.data import load_labelled, load_samples
 from optismith.results import TensorInfo
 from optismith.runtimes.base import IOSpec
 from optismith.spec import TensorSpec
@@ -147,24 +147,6 @@ def test_no_x_in_a_single_input_file(tmp_path: Path) -> None:
     uri = _save(tmp_path / "other.npz", images=np.zeros((2, 8, 8, 1), dtype=np.float32))
     with pytest.raises(DataError, match=r"no array named 'x' \(or 'image'\); the file has \['images'\]"):
         load_samples(uri, None, [IMAGE], limit=1)
-
-
-def test_synthetic_samples_are_shaped_typed_and_seeded() -> None:
-    inputs: list[TensorLike] = [IMAGE, IOSpec("ids", "int32", (None, 3)), IOSpec("flag", "bool", (None,))]
-    image, ids, flag = synthetic_samples(inputs, 7, seed=3)
-    assert image.shape == (7, 8, 8, 1) and image.dtype == np.float32
-    assert 0.0 <= image.min() and image.max() < 1.0 and image.std() > 0.1
-    assert ids.shape == (7, 3) and ids.dtype == np.int32
-    assert flag.shape == (7,) and flag.dtype == np.bool_
-    again = synthetic_samples(inputs, 7, seed=3)[0]
-    other = synthetic_samples(inputs, 7, seed=4)[0]
-    np.testing.assert_array_equal(image, again)
-    assert not np.array_equal(image, other)
-
-
-def test_synthetic_samples_need_fixed_inner_dimensions() -> None:
-    with pytest.raises(DataError, match=r"dimension 1 of its shape \(N, N\) is not fixed"):
-        synthetic_samples([IOSpec("tokens", "int64", (None, None))], 4)
 
 
 @pytest.mark.s3

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from optismith.models.freezing import freeze_saved_model, write_graph
-from optismith.models.gate import noise_floor, numerics_verdict
+from optismith.models.gate import noise_floor, rejection_reason
+from optismith.models.numerics import compare_outputs
+from optismith.results import Numerics
+
+
+def numerics_verdict(reference: list[np.ndarray], candidate: list[np.ndarray],
+                     max_error: float) -> tuple[Numerics, str | None]:
+    numerics = compare_outputs(reference, candidate)
+    return numerics, rejection_reason(numerics, reference, max_error)
 
 
 def _probabilities(seed: int = 0) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from optismith.models.graphio import GraphIO, TensorIO, node_name, read_io, signature_key, tensor_name, write_io
+from optismith.graphio import GraphIO, TensorIO, node_name, read_io, signature_key, tensor_name, write_io
 from optismith.runtimes.tf import read_graph_io
 
 

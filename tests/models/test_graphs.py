@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from optismith.graphio import GraphIO, TensorIO
 from optismith.models.analysis import flops_per_sample, op_histogram, saved_model_op_histogram
 from optismith.models.freezing import FrozenGraph, freeze_saved_model, read_graph, write_graph
-from optismith.models.graphio import GraphIO, TensorIO
 from optismith.models.graphwalk import reachable
 from optismith.models.grappler import fold_for_inference, grappler_name, op_counts, run_grappler
 

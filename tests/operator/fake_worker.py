@@ -17,7 +17,45 @@ import sys
 import time
 from pathlib import Path
 
+from optismith.results import (
+    Candidate,
+    PromotionOutcome,
+    RunResults,
+    Selection,
+    StageRecord,
+    StageSummary,
+    TerminationMessage,
+)
+from optismith.runs import layout
+
 PHASE_OF = {"inspect": "prepare", "benchmark": "measure", "select": "finalize", "promote": "promote"}
+NOW = "2026-01-01T00:00:00.000Z"
+
+
+def stage_record(stage: str, target: str | None, payload: dict[str, object] | None = None) -> str:
+    return StageRecord(stage=stage, target=target, status="succeeded", started_at=NOW, finished_at=NOW,
+                       duration_seconds=0.0, payload=payload or {}).model_dump_json()
+
+
+def results_json(name: str, variants: list[str]) -> str:
+    """results.json of a run that measured `variants` (the first one wins) on the cpu target."""
+    candidates = [
+        Candidate(variant=variant, target="cpu", objective_value=0.2 * (i + 1), latency_p50_ms=0.2 * (i + 1),
+                  latency_p99_ms=0.4 * (i + 1), throughput_per_s=5000.0 / (i + 1), size_bytes=1000 * (i + 1),
+                  accuracy_drop=0.001, speedup=3.0 / (i + 1), passed=True)
+        for i, variant in enumerate(variants)
+    ]
+    selection = Selection(objective="latencyP50", batch_size=1, winner=variants[0], winner_target="cpu",
+                          outcome="selected", message=f"{variants[0]} is 3.00x faster", candidates=candidates)
+    return RunResults(name=name, spec_digest="0" * 64, started_at=NOW, finished_at=NOW, environment={},
+                      source=None, stages=[], variants=[], benchmarks=[], accuracy=[],
+                      selection=selection).model_dump_json()
+
+
+def succeeded(stages: list[str], target: str | None) -> str:
+    return TerminationMessage(status="succeeded", target=target,
+                              stages=[StageSummary(stage=s, status="succeeded", seconds=0.0) for s in stages]
+                              ).render(4096)
 
 
 def main() -> int:
@@ -41,48 +79,23 @@ def main() -> int:
     if sleep:
         time.sleep(float(sleep.group(1)))
     if f"fail-{phase}" in uri or (f"flaky-{phase}" in uri and attempt == 1):
-        message = {
-            "status": "failed",
-            "reason": "StorageError",
-            "message": f"S3 endpoint unreachable while trying to download (attempt {attempt})",
-        }
-        Path(os.environ["OPTISMITH_TERMINATION_LOG"]).write_text(json.dumps(message))
+        message = TerminationMessage(
+            status="failed", target=args.target, reason="StorageError",
+            message=f"S3 endpoint unreachable while trying to download (attempt {attempt})",
+        )
+        Path(os.environ["OPTISMITH_TERMINATION_LOG"]).write_text(message.render(4096))
         print("error [StorageError]: S3 endpoint unreachable", file=sys.stderr)
         return 5
+    (run / "stages").mkdir(exist_ok=True)
     for stage in args.stages:
-        name = f"{stage}@{args.target}" if args.target else stage
-        (run / "stages").mkdir(exist_ok=True)
-        (run / "stages" / f"{name}.json").write_text(json.dumps({"stage": stage, "status": "succeeded"}))
+        (run / layout.stage_record(stage, args.target)).write_text(stage_record(stage, args.target))
     if phase == "finalize":
-        candidate = {
-            "variant": "tflite-int8",
-            "target": "cpu",
-            "latency_p50_ms": 0.2,
-            "latency_p99_ms": 0.4,
-            "throughput_per_s": 5000.0,
-            "size_bytes": 1000,
-            "accuracy_drop": 0.001,
-            "speedup": 3.0,
-            "passed": True,
-        }
-        baseline = {**candidate, "variant": "tf-savedmodel", "latency_p50_ms": 0.6, "speedup": 1.0}
-        results = {
-            "name": meta["name"],
-            "selection": {
-                "objective": "latencyP50",
-                "batch_size": 1,
-                "winner": "tflite-int8",
-                "winner_target": "cpu",
-                "outcome": "selected",
-                "message": "tflite-int8 is 3.00x faster",
-                "candidates": [candidate, baseline],
-            },
-        }
-        (run / "results.json").write_text(json.dumps(results))
+        (run / layout.RESULTS).write_text(results_json(meta["name"], ["tflite-int8", "tf-savedmodel"]))
     if phase == "promote":
-        payload = {"promoted": True, "uri": spec["promotion"]["uri"], "digest": "sha256:" + "0" * 64}
-        (run / "stages" / "promote.json").write_text(json.dumps({"stage": "promote", "payload": payload}))
-    Path(os.environ["OPTISMITH_TERMINATION_LOG"]).write_text(json.dumps({"status": "succeeded"}))
+        outcome = PromotionOutcome(promoted=True, uri=spec["promotion"]["uri"], digest="sha256:" + "0" * 64,
+                                   variant="tflite-int8", target="cpu")
+        (run / layout.stage_record("promote")).write_text(stage_record("promote", None, outcome.model_dump()))
+    Path(os.environ["OPTISMITH_TERMINATION_LOG"]).write_text(succeeded(args.stages, args.target))
     return 0
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import Cluster, free_port
+from tests.operator.cluster import Cluster, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.operator, pytest.mark.slow, pytest.mark.tf, pytest.mark.s3]

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Cluster, fake_spec
-from harness import eventually
+from tests.harness import eventually
+from tests.harness.client import ApiStatusError
+from tests.operator.cluster import Cluster, fake_spec
 
 pytestmark = pytest.mark.operator
 
@@ -115,12 +116,16 @@ def test_failure_is_retried_then_reported_with_the_workers_reason(cluster: Clust
 def test_invalid_spec_is_stalled_and_others_keep_being_served(cluster: Cluster, shared_dir: Path) -> None:
     cluster.start_kubelet()
     cluster.start_operator()
-    # Passes the schema (the emulator has no CEL) but not the spec model's cross-field rule.
-    cluster.create("bad", fake_spec(shared_dir, selection={"batchSize": 4}))
+    # A cross-field mistake is refused by the API server (its CEL twin) before the operator sees it ...
+    with pytest.raises(ApiStatusError, match=r"selection\.batchSize must be one of benchmark\.batchSizes"):
+        cluster.create("refused", fake_spec(shared_dir, selection={"batchSize": 4}))
+    # ... one that passes the schema (the emulator's regex is Python's: `$` matches before a newline) is
+    # refused by the spec model in the operator.
+    cluster.create("bad", fake_spec(shared_dir, targets=[{"name": "cpu\n"}]))
     cluster.create("good", fake_spec(shared_dir))
     stalled = eventually(lambda: cluster.condition("bad", "Stalled"), timeout=30)
     assert stalled["status"] == "True" and stalled["reason"] == "InvalidSpec"
-    assert "selection.batchSize 4 is not among benchmark.batchSizes" in stalled["message"]
+    assert "spec.targets[0].name" in stalled["message"]
     eventually(lambda: succeeded(cluster, "good"), timeout=60)
     assert not cluster.jobs("bad")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import Cluster, fake_spec
-from harness import eventually
+from tests.harness import eventually
+from tests.operator.cluster import Cluster, fake_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.operator
@@ -34,7 +34,7 @@ def test_rbac_rules_match_the_calls_the_operator_makes(cluster: Cluster, shared_
     cluster.start_operator()
     cluster.create("good", fake_spec(shared_dir, promotion={"uri": str(shared_dir / "promoted")}))
     cluster.create("flaky", fake_spec(shared_dir, model="flaky-prepare"))
-    cluster.create("bad", fake_spec(shared_dir, selection={"batchSize": 4}))
+    cluster.create("bad", fake_spec(shared_dir, targets=[{"name": "cpu\n"}]))  # refused by the spec model
     cluster.create("changing", fake_spec(shared_dir, model="sleep-3"))
     eventually(lambda: cluster.jobs("changing"), timeout=30)
     path = cluster.api.path("modeloptimizations", cluster.namespace, "changing")

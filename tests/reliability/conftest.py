@@ -11,11 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from reliability_kit import LEDGER_ENV, CaseLedger, Ledger, operator_support
 
-# The same cluster as the operator tests use: API server emulator, kubelet stand-in, kopf subprocess.
-cluster = operator_support.cluster
-shared_dir = operator_support.shared_dir
+# The same cluster as the operator tests use: API server emulator, kubelet stand-in, the operator process.
+from tests.operator.conftest import cluster, shared_dir
+from tests.reliability.reliability_kit import LEDGER_ENV, CaseLedger, Ledger
+
+__all__ = ["cluster", "ledger", "session_ledger", "shared_dir"]
 
 
 @pytest.fixture(scope="session")

@@ -1,46 +1,22 @@
 """Shared pieces of the reliability suites: the ledger the figures in docs/reliability.md come from, the
-operator test cluster (reused from tests/operator), and the end-state checks every fault test makes."""
+operator test cluster (tests/operator/cluster.py), and the end-state checks every fault test makes."""
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import re
-import sys
 import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from harness import process_alive
+from tests.harness import process_alive
 
-TESTS = Path(__file__).resolve().parents[1]
 LEDGER_ENV = "OPTISMITH_RELIABILITY_LEDGER"
-
-
-def _load_operator_support() -> ModuleType:
-    """tests/operator/conftest.py (the `cluster` fixture, `fake_spec`) under a name of its own: every
-    conftest is a module called `conftest`, so importing it by that name would pick whichever came last."""
-    name = "optismith_tests_operator_support"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, TESTS / "operator" / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-operator_support = _load_operator_support()
-Cluster = operator_support.Cluster
-fake_spec = operator_support.fake_spec
-free_port = operator_support.free_port
 
 
 # --- the ledger ----------------------------------------------------------------------------------
@@ -83,7 +59,8 @@ class CaseLedger:
         """'complete' (a manifest whose every digest verifies), 'incomplete' (no manifest: the run does not
         look complete), or 'lost' (a manifest that does not match the files: artifacts were lost)."""
         from optismith.errors import IncompleteRunError
-        from optismith.stages.report import MANIFEST_KEY, verify_manifest
+        from optismith.runs.layout import MANIFEST as MANIFEST_KEY
+        from optismith.runs.manifest import verify_manifest
 
         if not store.exists(MANIFEST_KEY):
             state = "incomplete"

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 import yaml
-from reliability_kit import CaseLedger
 
 from optismith.cli import main
 from optismith.storage import open_storage
+from tests.reliability.reliability_kit import CaseLedger
 
 pytestmark = pytest.mark.tf
 

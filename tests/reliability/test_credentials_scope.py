@@ -19,9 +19,7 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from reliability_kit import CaseLedger
 
-from fixtures.seaweedfs import SeaweedFS
 from optismith.controller.credentials import (
     MAX_SESSION_POLICY_CHARS,
     assume_role_arguments,
@@ -32,6 +30,8 @@ from optismith.controller.credentials import (
 from optismith.errors import SpecError, StorageAuthError
 from optismith.spec import parse_spec
 from optismith.storage.s3 import S3Settings, S3Storage
+from tests.fixtures.seaweedfs import SeaweedFS
+from tests.reliability.reliability_kit import CaseLedger
 
 ARN = "arn:aws:s3:::"
 WRITE = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
@@ -378,7 +378,8 @@ def test_a_worker_with_the_scoped_identity_runs_but_cannot_reach_other_models_or
 
 
 def test_jobs_take_a_session_token_from_the_credentials_secret_when_there_is_one() -> None:
-    from optismith.controller.specs import JobStep, WorkerDefaults, build_job
+    from optismith.controller.specs import WorkerDefaults, build_job
+    from optismith.pipeline.plan import JobStep
 
     spec = spec_for(storage={"credentialsSecret": {"name": "run-credentials"}})
     body = {

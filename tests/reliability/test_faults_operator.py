@@ -9,19 +9,17 @@ import signal
 from pathlib import Path
 
 import pytest
-from reliability_kit import (
+
+from tests.harness import eventually
+from tests.operator.cluster import Cluster, fake_spec, free_port
+from tests.reliability.reliability_kit import (
     CaseLedger,
-    Cluster,
     assert_no_orphaned_or_duplicated_jobs,
-    fake_spec,
-    free_port,
     metric_total,
     stalled,
     succeeded,
     wait_for_pid,
 )
-
-from harness import eventually
 
 pytestmark = [pytest.mark.operator, pytest.mark.slow]
 

@@ -17,17 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_kit import (
+
+from optismith.storage.s3 import S3Settings, S3Storage
+from tests.harness import eventually
+from tests.operator.cluster import Cluster
+from tests.reliability.reliability_kit import (
     CaseLedger,
-    Cluster,
     assert_no_orphaned_or_duplicated_jobs,
     stalled,
     succeeded,
     wait_for_pid,
 )
-
-from harness import eventually
-from optismith.storage.s3 import S3Settings, S3Storage
 
 pytestmark = [pytest.mark.operator, pytest.mark.slow, pytest.mark.tf, pytest.mark.s3]
 SECRET = "s3-creds"

@@ -10,12 +10,18 @@ from pathlib import Path
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from reliability_kit import CaseLedger, Cluster, assert_no_orphaned_or_duplicated_jobs, fake_spec, succeeded
 
-from harness import eventually
-from optismith.controller.specs import JobStep, job_labels, job_name
+from optismith.controller.specs import job_labels, job_name
 from optismith.errors import StorageError
+from optismith.pipeline.plan import JobStep
 from optismith.storage import open_storage
+from tests.harness import eventually
+from tests.operator.cluster import Cluster, fake_spec
+from tests.reliability.reliability_kit import (
+    CaseLedger,
+    assert_no_orphaned_or_duplicated_jobs,
+    succeeded,
+)
 
 SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 JOB_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # a DNS label, as the API server wants for Jobs

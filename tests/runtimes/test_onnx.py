@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_onnx import expected, write_tiny_onnx
 
 from optismith.runtimes import get_runtime
 from optismith.runtimes.onnx import OnnxRuntime
+from tests.runtimes.tiny_onnx import expected, write_tiny_onnx
 
 
 @pytest.fixture(scope="module")

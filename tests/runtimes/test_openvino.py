@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_onnx import expected, write_tiny_onnx
 
 from optismith.runtimes import get_runtime
 from optismith.runtimes.openvino import OpenVINORuntime, ir_path
+from tests.runtimes.tiny_onnx import expected, write_tiny_onnx
 
 
 def test_without_the_package_it_says_why(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

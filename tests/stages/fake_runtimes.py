@@ -9,6 +9,7 @@ of the baseline's units is measurably about three times faster.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,9 +19,10 @@ import pytest
 
 import optismith.runtimes as runtimes
 from optismith.results import StageRecord, VariantRecord
+from optismith.runs.layout import stage_record
+from optismith.runs.stage import StageContext
 from optismith.runtimes import IOSpec, Runtime, Session
 from optismith.spec import ModelOptimization
-from optismith.stages.base import StageContext, record_key
 from optismith.storage.local import LocalStorage
 
 FAKE = "fake-cpu"
@@ -94,10 +96,9 @@ class MissingRuntime(FakeRuntime):
 
 
 def install_fakes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Register the fakes for one test only, and keep the real runtimes from being imported meanwhile."""
-    monkeypatch.setattr(runtimes, "_builtin_loaded", True, raising=False)
-    monkeypatch.setitem(runtimes._REGISTRY, FAKE, FakeRuntime)
-    monkeypatch.setitem(runtimes._REGISTRY, MISSING, MissingRuntime)
+    """Register the fakes in the runtime registry (name -> module path) for one test only."""
+    monkeypatch.setitem(runtimes.RUNTIMES, FAKE, f"{__name__}:FakeRuntime")
+    monkeypatch.setitem(runtimes.RUNTIMES, MISSING, f"{__name__}:MissingRuntime")
     FakeRuntime.open_sessions = 0
     FakeRuntime.loads = []
 
@@ -195,7 +196,7 @@ def make_run(
         duration_seconds=1.0,
         variants=[record for record, _ in variants],
     )
-    store.write_bytes(record_key("inspect"), inspect.model_dump_json().encode())
+    store.write_bytes(stage_record("inspect"), inspect.model_dump_json().encode())
     rng = np.random.default_rng(3)
     path = tmp_path / "inputs.npz"
     np.savez(path, image=rng.random((samples, 8, 8, 1)).astype(np.float32))
@@ -207,12 +208,17 @@ def make_run(
     return StageContext(manifest=manifest_, store=store, workdir=workdir, target=chosen)
 
 
+_CLOCK = itertools.count(2)
+
+
 def store_record(ctx: StageContext, record: StageRecord) -> None:
-    """What the pipeline runner does after a stage returns."""
+    """What the pipeline runner does after a stage returns: stamp it (stages run one after another) and store."""
+    second = next(_CLOCK)
     record = record.model_copy(
-        update={"started_at": "2025-01-01T00:00:02.000Z", "finished_at": "2025-01-01T00:00:03.000Z"}
+        update={"started_at": f"2025-01-01T00:{second // 60:02d}:{second % 60:02d}.000Z",
+                "finished_at": f"2025-01-01T00:{second // 60:02d}:{second % 60:02d}.500Z"}
     )
-    ctx.store.write_bytes(record_key(record.stage, record.target), record.model_dump_json().encode())
+    ctx.store.write_bytes(stage_record(record.stage, record.target), record.model_dump_json().encode())
 
 
 def with_target(ctx: StageContext, name: str | None) -> StageContext:

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from optismith.runs.stage import StageContext
 from optismith.spec import ModelOptimization
-from optismith.stages.base import StageContext
 from optismith.storage.local import LocalStorage
 
 SAMPLES = 32

@@ -7,18 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_runtimes import FakeRuntime, fake_variant, install_fakes, make_run, manifest
 
 from optismith.errors import StageError
+from optismith.measure.host import default_threads
+from optismith.measure.statistics import latency_stats
 from optismith.results import ConfigResult, VariantBenchmark
-from optismith.stages.benchmark import (
-    BenchmarkStage,
-    default_server_qps,
-    default_threads,
-    finalists,
-    raw_latency_key,
-)
-from optismith.stages.measure import latency_stats
+from optismith.runs.layout import raw_latencies as raw_latency_key
+from optismith.stages.benchmark import BenchmarkStage
+from optismith.stages.benchmark.final import finalists
+from optismith.stages.benchmark.sweep import default_server_qps
+from tests.stages.fake_runtimes import FakeRuntime, fake_variant, install_fakes, make_run, manifest
 
 
 @pytest.fixture(autouse=True)

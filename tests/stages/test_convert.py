@@ -7,14 +7,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from prepared_run import copy_run, make_context, prepare_run
 
+from optismith import catalog
+from optismith.builders.reference import NO_CALIBRATION_REASON
+from optismith.builders.tftrt import NO_GPU as TFTRT_NO_GPU
 from optismith.results import StageRecord
+from optismith.runs.layout import variant_artifact
 from optismith.runtimes.onnx import OnnxRuntime
 from optismith.runtimes.openvino import OpenVINORuntime
-from optismith.stages.building import NO_CALIBRATION_REASON
-from optismith.stages.convert import CONVERT_VARIANTS, TFTRT_NO_GPU, ConvertStage
-from optismith.stages.variants import variant_key
+from optismith.stages.convert import ConvertStage
+from tests.stages.prepared_run import copy_run, make_context, prepare_run
+
+CONVERT_VARIANTS = [v.name for v in catalog.built_by("convert")]
 
 pytestmark = [pytest.mark.tf]
 
@@ -39,8 +43,8 @@ def test_onnx_fp32_matches_the_source(converted: tuple[StageRecord, Path]) -> No
     variant = {v.name: v for v in record.variants}["onnx-fp32"]
     assert variant.status == "built", variant.reason
     assert variant.runtime == "onnxruntime" and variant.built_by == "convert"
-    assert variant.artifact == variant_key("onnx-fp32")
-    assert variant.size_bytes == (run / variant_key("onnx-fp32")).stat().st_size
+    assert variant.artifact == variant_artifact("onnx-fp32")
+    assert variant.size_bytes == (run / variant_artifact("onnx-fp32")).stat().st_size
     assert variant.details["opset"] == 17 and variant.details["converter"].startswith("tf2onnx")
     assert variant.op_count is not None and variant.op_count > 5
     assert variant.numerics is not None and variant.numerics.samples == 32
@@ -49,7 +53,7 @@ def test_onnx_fp32_matches_the_source(converted: tuple[StageRecord, Path]) -> No
 
 def test_onnx_model_is_named_like_the_signature(converted: tuple[StageRecord, Path]) -> None:
     _, run = converted
-    session = OnnxRuntime.load(run / variant_key("onnx-fp32"), threads=1)
+    session = OnnxRuntime.load(run / variant_artifact("onnx-fp32"), threads=1)
     assert [s.name for s in session.inputs] == ["image"]
     assert [s.name for s in session.outputs] == ["output_0"]
     assert session.inputs[0].shape == (None, 8, 8, 1)
@@ -66,7 +70,7 @@ def test_onnx_int8_is_static_qdq_and_agrees(converted: tuple[StageRecord, Path],
     assert variant.numerics is not None and variant.numerics.top1_agreement is not None
     assert variant.numerics.top1_agreement > 0.9
     assert 0 < variant.numerics.relative_error < 0.1
-    ops = {node.op_type for node in onnx.load(str(run / variant_key("onnx-int8"))).graph.node}
+    ops = {node.op_type for node in onnx.load(str(run / variant_artifact("onnx-int8"))).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     assert "DynamicQuantizeLinear" not in ops  # dynamic quantization was measured slower than float
     assert record.payload["calibration"] == {
@@ -97,7 +101,7 @@ def test_openvino_follows_its_availability(converted: tuple[StageRecord, Path]) 
         assert "openvino not installed" in reason
     else:
         assert variant.status == "built", variant.reason
-        ir = run / variant_key("openvino-fp32")
+        ir = run / variant_artifact("openvino-fp32")
         assert (ir / "model.xml").is_file() and (ir / "model.bin").is_file()
         assert variant.numerics is not None and variant.numerics.relative_error < 1e-4
 
@@ -124,7 +128,7 @@ def test_onnx_int8_alone_converts_the_float_model_without_publishing_it(prepared
     assert variant.status == "built", variant.reason
     assert variant.details["calibration"] == "synthetic"
     assert record.payload["calibration"]["source"] == "synthetic"
-    assert not (run / variant_key("onnx-fp32")).exists()
+    assert not (run / variant_artifact("onnx-fp32")).exists()
 
 
 def test_onnx_int8_is_skipped_without_calibration(prepared: Path, tmp_path: Path) -> None:
@@ -136,26 +140,45 @@ def test_onnx_int8_is_skipped_without_calibration(prepared: Path, tmp_path: Path
     assert by_name["onnx-int8"].status == "skipped" and by_name["onnx-int8"].reason == NO_CALIBRATION_REASON
 
 
-def test_missing_frozen_graph_fails_the_onnx_variants_not_the_stage(prepared: Path, tmp_path: Path) -> None:
+def test_a_failed_float_onnx_fails_every_variant_that_needs_it_not_the_stage(
+    prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import optismith.builders.onnx as onnx_builder
+
+    calls = []
+
+    def broken(serialized: bytes, io: object, path: Path) -> dict[str, object]:
+        calls.append(path)
+        raise ValueError("tf2onnx: unsupported op FancyOp")
+
+    monkeypatch.setattr(onnx_builder, "frozen_graph_to_onnx", broken)
     run = copy_run(prepared, tmp_path / "run")
-    (run / "variants" / "tf-frozen" / "frozen.pb").unlink()
     record = ConvertStage().run(
         make_context(run, tmp_path / "work", ["onnx-fp32", "onnx-int8", "tftrt-fp16"], synthetic=True, samples=8)
     )
     by_name = {v.name: v for v in record.variants}
     assert by_name["onnx-fp32"].status == "failed"
-    assert "freeze stage must build tf-frozen first" in by_name["onnx-fp32"].reason
+    assert by_name["onnx-fp32"].reason == "ValueError: tf2onnx: unsupported op FancyOp"
     assert by_name["onnx-int8"].status == "failed"
-    assert "needs the float ONNX model" in by_name["onnx-int8"].reason
+    assert "needs the float ONNX model, whose build failed: ValueError" in by_name["onnx-int8"].reason
+    assert len(calls) == 1, "a failed intermediate is not retried for every variant"
     assert by_name["tftrt-fp16"].status == "skipped"
     assert record.message.startswith("built 0 of 3")
+
+
+def test_without_the_freeze_stages_graph_onnx_starts_from_a_fresh_freeze(prepared: Path, tmp_path: Path) -> None:
+    run = copy_run(prepared, tmp_path / "run")
+    (run / "variants" / "tf-frozen" / "frozen.pb").unlink()
+    record = ConvertStage().run(make_context(run, tmp_path / "work", ["onnx-fp32"], synthetic=True, samples=8))
+    (variant,) = record.variants
+    assert variant.status == "built" and variant.numerics is not None and variant.numerics.max_abs_error < 1e-4
 
 
 def test_onnx_fp32_runs_batches_of_1_and_8(converted: tuple[StageRecord, Path]) -> None:
     _, run = converted
     x = np.load(run / "samples" / "inputs.npz")["image"]
     reference = np.load(run / "samples" / "outputs.npz")["output_0"]
-    session = OnnxRuntime.load(run / variant_key("onnx-fp32"), threads=2)
+    session = OnnxRuntime.load(run / variant_artifact("onnx-fp32"), threads=2)
     for batch in (1, 8, 1):
         (out,) = session.run([x[:batch]])
         assert out.shape == (batch, 10)

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_runtimes import FakeRuntime, fake_variant, install_fakes, make_run, manifest
 
 import optismith.models.data as data_module
 from optismith.errors import DataError
 from optismith.results import Accuracy
 from optismith.stages.evaluate import EvaluateStage
 from optismith.storage.local import LocalStorage
+from tests.stages.fake_runtimes import FakeRuntime, fake_variant, install_fakes, make_run, manifest
 
 
 @pytest.fixture(autouse=True)

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tf_sources import context, run
 
 from optismith.results import StageRecord
+from optismith.runs.layout import variant_artifact
 from optismith.runtimes.tf import GraphDefRuntime
 from optismith.stages.freeze import FreezeStage
 from optismith.stages.inspect import InspectStage
-from optismith.stages.variants import variant_key
+from tests.stages.tf_sources import context, run
 
 pytestmark = pytest.mark.tf
 
@@ -29,7 +29,7 @@ def test_frozen_variant(frozen: tuple[StageRecord, StageRecord, Path]) -> None:
     inspect, freeze, run_dir = frozen
     (variant,) = freeze.variants
     assert (variant.name, variant.runtime, variant.status) == ("tf-frozen", "tf-graphdef", "built")
-    assert variant.artifact == variant_key("tf-frozen") == "variants/tf-frozen/frozen.pb"
+    assert variant.artifact == variant_artifact("tf-frozen") == "variants/tf-frozen/frozen.pb"
     assert variant.size_bytes == (run_dir / variant.artifact).stat().st_size
     assert variant.details["ops_before"] == inspect.payload["source"]["op_count"]
     assert variant.details["ops_after"] == variant.op_count == sum(variant.details["op_histogram"].values())

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tf_sources import GRAPH_INPUTS, GRAPH_OUTPUTS, context, frozen_pb, run, write_file_saved_model
 
 from optismith.errors import ModelFormatError, ModelSignatureError, UnsafeArchiveError, UnsafeModelError
 from optismith.results import SourceInfo, StageRecord
+from optismith.runs.layout import variant_artifact
 from optismith.stages.inspect import InspectStage
-from optismith.stages.variants import variant_key
+from tests.stages.tf_sources import GRAPH_INPUTS, GRAPH_OUTPUTS, context, frozen_pb, run, write_file_saved_model
 
 pytestmark = pytest.mark.tf
 
@@ -45,7 +45,7 @@ def test_baseline_variant_is_published(inspected: tuple[StageRecord, Path]) -> N
     record, run_dir = inspected
     (variant,) = record.variants
     assert (variant.name, variant.runtime, variant.status) == ("tf-savedmodel", "tf-savedmodel", "built")
-    assert variant.artifact == variant_key("tf-savedmodel") == "variants/tf-savedmodel/saved_model"
+    assert variant.artifact == variant_artifact("tf-savedmodel") == "variants/tf-savedmodel/saved_model"
     baseline = run_dir / variant.artifact
     assert (baseline / "saved_model.pb").is_file()
     assert variant.size_bytes == sum(p.stat().st_size for p in baseline.rglob("*") if p.is_file())

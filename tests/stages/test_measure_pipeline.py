@@ -14,7 +14,7 @@ from optismith.spec import ModelOptimization
 @pytest.mark.slow
 def test_real_runtimes_are_measured_selected_reported_and_promoted(digits_dir: Path, tmp_path: Path) -> None:
     from optismith.pipeline import run_plan
-    from optismith.stages.report import verify_manifest
+    from optismith.runs.manifest import verify_manifest
     from optismith.storage.local import LocalStorage
 
     manifest = ModelOptimization.model_validate(

@@ -7,14 +7,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tf_sources import context, prepare, run
 
 from optismith.results import StageRecord
+from optismith.runs.layout import variant_artifact
 from optismith.spec import DEFAULT_PASSES
 from optismith.stages.freeze import FreezeStage
 from optismith.stages.inspect import InspectStage
 from optismith.stages.optimize import OptimizeStage
-from optismith.stages.variants import variant_key
+from tests.stages.tf_sources import context, prepare, run
 
 pytestmark = pytest.mark.tf
 
@@ -33,11 +33,12 @@ def _variant(records: dict[str, StageRecord], name: str) -> Any:
 def test_grappler_variant(prepared: tuple[dict[str, StageRecord], Path]) -> None:
     records, run_dir = prepared
     variant = _variant(records, "tf-grappler")
-    assert (variant.status, variant.runtime, variant.artifact) == ("built", "tf-graphdef", variant_key("tf-grappler"))
+    expected = ("built", "tf-graphdef", variant_artifact("tf-grappler"))
+    assert (variant.status, variant.runtime, variant.artifact) == expected
     assert (run_dir / "variants" / "tf-grappler" / "optimized.pb").is_file()
     assert (run_dir / "variants" / "tf-grappler" / "io.json").is_file()
     details = variant.details
-    assert details["source"] == variant_key("tf-frozen")
+    assert details["source"] == variant_artifact("tf-frozen")
     assert details["passes"] == list(DEFAULT_PASSES) and "remap" in details["grappler_optimizers"]
     assert details["ops_before"] == records["freeze"].variants[0].op_count
     assert details["ops_after"] == variant.op_count < details["ops_before"] / 2
@@ -50,7 +51,7 @@ def test_xla_variant(prepared: tuple[dict[str, StageRecord], Path]) -> None:
     records, run_dir = prepared
     variant = _variant(records, "tf-xla")
     assert (variant.status, variant.runtime) == ("built", "tf-xla")
-    assert (run_dir / variant_key("tf-xla") / "saved_model.pb").is_file()
+    assert (run_dir / variant_artifact("tf-xla") / "saved_model.pb").is_file()
     assert variant.numerics is not None and variant.numerics.relative_error < 1e-4
 
 
@@ -90,7 +91,7 @@ def test_a_wrong_transformation_is_rejected_by_the_numerics_gate(
         const.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(tf.make_ndarray(const.attr["value"].tensor) * 1.5))
         return optimized
 
-    monkeypatch.setattr("optismith.stages.optimize.run_grappler", wrong_grappler)
+    monkeypatch.setattr("optismith.builders.graph.run_grappler", wrong_grappler)
     ctx = context(digits_dir / "model", tmp_path)
     run(ctx, InspectStage)
     run(ctx, FreezeStage)
@@ -111,7 +112,7 @@ def test_the_tolerance_comes_from_the_spec(digits_dir: Path, tmp_path: Path, mon
         softmax.op = "Relu"  # probabilities become rectified logits
         return optimized
 
-    monkeypatch.setattr("optismith.stages.optimize.run_grappler", wrong_activation)
+    monkeypatch.setattr("optismith.builders.graph.run_grappler", wrong_activation)
     strict = prepare(context(digits_dir / "model", tmp_path / "strict"))
     assert _variant(strict, "tf-grappler").status == "rejected"
     loose = prepare(context(digits_dir / "model", tmp_path / "loose", optimize={"maxAbsError": "1000"}))
@@ -124,7 +125,7 @@ def test_a_failure_fails_the_variant_not_the_stage(
     def broken(graph_def: Any, io: Any, passes: list[str]) -> Any:
         raise RuntimeError("grappler exploded")
 
-    monkeypatch.setattr("optismith.stages.optimize.run_grappler", broken)
+    monkeypatch.setattr("optismith.builders.graph.run_grappler", broken)
     records = prepare(
         context(digits_dir / "model", tmp_path, variants=["tf-savedmodel", "tf-frozen", "tf-grappler", "tf-xla"])
     )

@@ -10,7 +10,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tf_sources import (
+
+from optismith.runs.layout import variant_artifact
+from tests.stages.tf_sources import (
     GRAPH_INPUTS,
     GRAPH_OUTPUTS,
     context,
@@ -21,8 +23,6 @@ from tf_sources import (
     tf1_checkpoint,
     zip_dir,
 )
-
-from optismith.stages.variants import variant_key
 
 pytestmark = pytest.mark.tf
 
@@ -150,7 +150,7 @@ def test_source_format_end_to_end(kind: str, digits_dir: Path, tmp_path: Path) -
     info = records["inspect"].payload["source"]
     assert info["format"] == source.fmt
     assert info["op_count"] > 0 and info["parameter_count"] > 0 and info["flops_per_sample"] > 0
-    assert ctx.store.exists(variant_key("tf-savedmodel") + "/saved_model.pb")
+    assert ctx.store.exists(variant_artifact("tf-savedmodel") + "/saved_model.pb")
 
     # The baseline computes what the user's model computes (normalization lost nothing).
     inputs = np.load(ctx.fetch("samples/inputs.npz"))

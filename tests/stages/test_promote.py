@@ -7,16 +7,17 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from fake_runtimes import fake_variant, make_run, manifest, store_record
 
 import optismith.stages.promote as promote_module
 from optismith.errors import StorageError
 from optismith.results import Candidate, PromotionManifest, Selection, StageRecord
-from optismith.stages.base import StageContext, record_key
-from optismith.stages.digests import tree_digest
-from optismith.stages.promote import PROMOTION_KEY, PromoteStage, artifact_digest, artifact_files
-from optismith.stages.report import write_manifest
+from optismith.runs.layout import PROMOTION as PROMOTION_KEY
+from optismith.runs.layout import stage_record
+from optismith.runs.manifest import artifact_digest, artifact_files, tree_digest, write_manifest
+from optismith.runs.stage import StageContext
+from optismith.stages.promote import PromoteStage
 from optismith.storage.local import LocalStorage
+from tests.stages.fake_runtimes import fake_variant, make_run, manifest, store_record
 
 
 def _candidate(variant: str, passed: bool) -> Candidate:
@@ -49,9 +50,9 @@ def sealed_run(
         # A directory artifact, like a SavedModel.
         ctx.store.write_bytes("variants/tf-savedmodel/saved_model/saved_model.pb", b"graph")
         ctx.store.write_bytes("variants/tf-savedmodel/saved_model/variables/variables.index", b"index")
-        inspect = StageRecord.model_validate_json(ctx.store.read_bytes(record_key("inspect")))
+        inspect = StageRecord.model_validate_json(ctx.store.read_bytes(stage_record("inspect")))
         inspect.variants[0].artifact = "variants/tf-savedmodel/saved_model"
-        ctx.store.write_bytes(record_key("inspect"), inspect.model_dump_json().encode())
+        ctx.store.write_bytes(stage_record("inspect"), inspect.model_dump_json().encode())
     candidates = [
         _candidate("tflite-fp32", winner == "tflite-fp32"),
         _candidate("tf-savedmodel", winner == "tf-savedmodel"),

@@ -6,14 +6,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from prepared_run import copy_run, make_context, prepare_run
 
+from optismith import catalog
+from optismith.builders.reference import NO_CALIBRATION_REASON
 from optismith.errors import DataError
 from optismith.results import StageRecord
+from optismith.runs.layout import variant_artifact
 from optismith.runtimes.tflite import TFLiteRuntime
-from optismith.stages.building import NO_CALIBRATION_REASON
-from optismith.stages.quantize import TFLITE_VARIANTS, QuantizeStage
-from optismith.stages.variants import variant_key
+from optismith.stages.quantize import QuantizeStage
+from tests.stages.prepared_run import copy_run, make_context, prepare_run
+
+TFLITE_VARIANTS = [v.name for v in catalog.built_by("quantize")]
 
 pytestmark = [pytest.mark.tf]
 
@@ -42,8 +45,8 @@ def test_every_tflite_variant_is_built_and_published(all_variants: tuple[StageRe
     for name, variant in by_name.items():
         assert variant.status == "built", (name, variant.reason)
         assert variant.runtime == "tflite" and variant.built_by == "quantize"
-        assert variant.artifact == variant_key(name)
-        assert variant.size_bytes == (run / variant_key(name)).stat().st_size > 0
+        assert variant.artifact == variant_artifact(name)
+        assert variant.size_bytes == (run / variant_artifact(name)).stat().st_size > 0
         assert variant.build_seconds is not None and variant.build_seconds > 0
     sizes = {name: by_name[name].size_bytes or 0 for name in by_name}
     # Quantized weights must actually shrink the model.
@@ -81,7 +84,7 @@ def test_int8_io_model_takes_int8_but_runs_with_float_feeds(all_variants: tuple[
     from ai_edge_litert.interpreter import Interpreter
 
     _, run = all_variants
-    artifact = run / variant_key("tflite-int8-io")
+    artifact = run / variant_artifact("tflite-int8-io")
     native = Interpreter(model_path=str(artifact))
     assert native.get_input_details()[0]["dtype"] == np.int8
     assert native.get_output_details()[0]["dtype"] == np.int8
@@ -120,7 +123,7 @@ def test_int8_is_skipped_without_calibration_data(prepared: Path, tmp_path: Path
     for name in ("tflite-int8", "tflite-int8-io"):
         assert by_name[name].status == "skipped"
         assert by_name[name].reason == NO_CALIBRATION_REASON
-        assert not (run / variant_key(name)).exists()
+        assert not (run / variant_artifact(name)).exists()
     assert record.payload["calibration"] == {"source": "none", "uri": None, "samples": 0}
 
 
@@ -139,22 +142,22 @@ def test_calibration_data_of_the_wrong_shape_fails_with_a_data_error(prepared: P
 def test_one_variant_failing_does_not_fail_the_others(
     prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import optismith.stages.quantize as quantize
+    import optismith.builders.tflite as tflite
 
-    real = quantize.convert_to_tflite
+    real = tflite.build
 
-    def broken_fp16(saved_model, signature, variant, calibration, artifact):  # type: ignore[no-untyped-def]
-        if variant == "tflite-fp16":
+    def broken_fp16(inputs, variant, artifact):  # type: ignore[no-untyped-def]
+        if variant.name == "tflite-fp16":
             raise RuntimeError(
                 "\n  <unknown>:0: note: see current operation\n"
                 "<unknown>:0: error: 'tfl.fake' op is not supported\nmore detail"
             )
-        return real(saved_model, signature, variant, calibration, artifact)
+        return real(inputs, variant, artifact)
 
-    monkeypatch.setattr(quantize, "convert_to_tflite", broken_fp16)
+    monkeypatch.setattr(tflite, "build", broken_fp16)
     run = copy_run(prepared, tmp_path / "run")
     ctx = make_context(run, tmp_path / "work", ["tflite-fp16", "tflite-fp32"])
-    record = quantize.QuantizeStage().run(ctx)
+    record = QuantizeStage().run(ctx)
     by_name = {v.name: v for v in record.variants}
     assert by_name["tflite-fp16"].status == "failed"
     assert by_name["tflite-fp16"].reason == "RuntimeError: 'tfl.fake' op is not supported"

@@ -9,17 +9,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_runtimes import fake_variant, install_fakes, make_run, manifest, store_record, with_target
 
 import optismith.stages.report as report_module
 from optismith.errors import IncompleteRunError
 from optismith.results import RunManifest, RunResults, StageRecord
-from optismith.stages.base import StageContext
+from optismith.runs.manifest import verify_manifest
+from optismith.runs.stage import StageContext
 from optismith.stages.benchmark import BenchmarkStage
 from optismith.stages.evaluate import EvaluateStage
-from optismith.stages.report import ReportStage, spec_digest, verify_manifest
+from optismith.stages.report import ReportStage
+from optismith.stages.report.assemble import spec_digest
 from optismith.stages.select import SelectStage
 from optismith.storage.local import LocalStorage
+from tests.stages.fake_runtimes import fake_variant, install_fakes, make_run, manifest, store_record, with_target
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -38,8 +40,6 @@ def run_measuring_stages(tmp_path: Path) -> StageContext:
         ],
         model=model,
     )
-    store_record(ctx, BenchmarkStage().run(ctx))
-    store_record(ctx, EvaluateStage().run(ctx))
     quantize = StageRecord(
         stage="quantize",
         status="succeeded",
@@ -49,6 +49,8 @@ def run_measuring_stages(tmp_path: Path) -> StageContext:
         payload={"calibration": {"source": "synthetic", "samples": 200}},
     )
     store_record(ctx, quantize)
+    store_record(ctx, BenchmarkStage().run(ctx))
+    store_record(ctx, EvaluateStage().run(ctx))
     final = with_target(ctx, None)
     store_record(final, SelectStage().run(final))
     return final
@@ -79,6 +81,7 @@ def test_results_json_is_a_valid_run_results(reported: tuple[StageContext, Stage
     assert {v.name for v in results.variants} >= {"onnx-int8", "tflite-fp32"}
     assert results.environment["cpu"]["cpu"]["model"]
     assert results.calibration == {"source": "synthetic", "samples": 200}
+    # In the order the stages started.
     assert [s.stage for s in results.stages] == ["inspect", "quantize", "benchmark", "evaluate", "select"]
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fake_runtimes import fake_variant, make_run, manifest, store_record
 
 from optismith.errors import StageError
 from optismith.results import Accuracy, ConfigResult, LatencyStats, Selection, StageRecord, VariantBenchmark
 from optismith.spec import ModelOptimizationSpec
 from optismith.stages.select import Gates, SelectStage, pareto_front, select
+from tests.stages.fake_runtimes import fake_variant, make_run, manifest, store_record
 
 
 def _stats(p50: float, p99: float | None = None) -> LatencyStats:

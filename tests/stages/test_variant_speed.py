@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from prepared_run import make_context, prepare_run_from
 
+from optismith.runs.layout import variant_artifact
 from optismith.runtimes import Session, get_runtime
 from optismith.stages.convert import ConvertStage
 from optismith.stages.quantize import QuantizeStage
-from optismith.stages.variants import variant_key
+from tests.stages.prepared_run import make_context, prepare_run_from
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
 
@@ -57,9 +57,9 @@ def test_tflite_int8_and_onnx_fp32_beat_the_savedmodel_on_mobilenet(tmp_path: Pa
     assert converted.numerics is not None and converted.numerics.relative_error < 1e-3
 
     sessions = {
-        "tf-savedmodel": get_runtime("tf-savedmodel").load(run / variant_key("tf-savedmodel"), threads=THREADS),
-        "tflite-int8": get_runtime("tflite").load(run / variant_key("tflite-int8"), threads=THREADS),
-        "onnx-fp32": get_runtime("onnxruntime").load(run / variant_key("onnx-fp32"), threads=THREADS),
+        "tf-savedmodel": get_runtime("tf-savedmodel").load(run / variant_artifact("tf-savedmodel"), threads=THREADS),
+        "tflite-int8": get_runtime("tflite").load(run / variant_artifact("tflite-int8"), threads=THREADS),
+        "onnx-fp32": get_runtime("onnxruntime").load(run / variant_artifact("onnx-fp32"), threads=THREADS),
     }
     medians = _median_ms(sessions, x[:1])
     timings = ", ".join(f"{name} {ms:.2f}" for name, ms in medians.items())

@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from optismith.results import StageRecord
+from optismith.runs.layout import stage_record
+from optismith.runs.stage import Stage, StageContext
 from optismith.spec import ModelOptimization
-from optismith.stages.base import Stage, StageContext, record_key
 from optismith.storage.local import LocalStorage
 
 TF_VARIANTS = ["tf-savedmodel", "tf-frozen", "tf-grappler"]
@@ -51,7 +52,7 @@ def context(uri: str | Path, tmp_path: Path, **spec: Any) -> StageContext:
 def run(ctx: StageContext, stage: type[Stage]) -> StageRecord:
     """Run a stage and store its record where later stages look for it (what the pipeline runner does)."""
     record = stage().run(ctx)
-    ctx.store.write_bytes(record_key(record.stage), record.model_dump_json().encode())
+    ctx.store.write_bytes(stage_record(record.stage), record.model_dump_json().encode())
     return record
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from storage_contract import StorageContract, assert_names
 
 from optismith.errors import StorageError
 from optismith.storage.local import LocalStorage
+from tests.storage.storage_contract import StorageContract, assert_names
 
 
 @pytest.fixture

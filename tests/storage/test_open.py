@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from storage_contract import assert_names
 
-from fixtures.seaweedfs import SeaweedFS
 from optismith.errors import StorageError
 from optismith.spec import StorageSpec
 from optismith.storage import open_storage
 from optismith.storage.local import LocalStorage
 from optismith.storage.s3 import S3Settings, S3Storage
+from tests.fixtures.seaweedfs import SeaweedFS
+from tests.storage.storage_contract import assert_names
 
 _S3_ENV = (
     "OPTISMITH_S3_ENDPOINT",

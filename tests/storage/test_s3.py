@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from storage_contract import StorageContract, assert_names
 
-from fixtures.seaweedfs import SeaweedFS
 from optismith.errors import StorageAuthError, StorageError
 from optismith.storage import open_storage
 from optismith.storage.s3 import S3Settings, S3Storage
+from tests.fixtures.seaweedfs import SeaweedFS
+from tests.storage.storage_contract import StorageContract, assert_names
 
 MiB = 1 << 20
 

@@ -1,8 +1,8 @@
 """The CustomResourceDefinition, generated from the pydantic spec model (the single source of truth).
 
-Pydantic's JSON Schema is turned into a Kubernetes *structural* schema: references inlined, nullable
-instead of anyOf-null, no additionalProperties:false (Kubernetes prunes unknown fields instead), and a few
-CEL rules that catch cross-field mistakes at `kubectl apply` time.
+Pydantic's JSON Schema (`optismith.spec.spec_json_schema`: every default written out, and the CEL twin of
+every cross-field validator) is turned into a Kubernetes *structural* schema: references inlined, nullable
+instead of anyOf-null, no additionalProperties:false (Kubernetes prunes unknown fields instead).
 """
 
 from __future__ import annotations
@@ -12,37 +12,12 @@ from typing import Any
 import yaml
 
 from optismith import API_GROUP, API_VERSION, KIND
-from optismith.spec import ModelOptimizationSpec
+from optismith.spec import VALIDATIONS_KEY, ModelOptimizationSpec, spec_json_schema
 
 PLURAL = "modeloptimizations"
 SINGULAR = "modeloptimization"
 SHORT_NAMES = ["mo"]
 CRD_NAME = f"{PLURAL}.{API_GROUP}"
-
-_DROP_KEYS = {"title", "additionalProperties_false"}
-
-# Cross-field rules the API server enforces before the operator ever sees the object.
-SPEC_RULES = [
-    {
-        "rule": "!has(self.selection) || !has(self.selection.batchSize) || !has(self.benchmark) "
-        "|| !has(self.benchmark.batchSizes) || self.selection.batchSize in self.benchmark.batchSizes",
-        "message": "selection.batchSize must be one of benchmark.batchSizes",
-        "fieldPath": ".selection.batchSize",
-    },
-    {
-        "rule": "!has(self.targets) || self.targets.all(t, self.targets.exists_one(u, u.name == t.name))",
-        "message": "targets[].name must be unique",
-        "fieldPath": ".targets",
-    },
-]
-MODEL_RULES = [
-    {
-        "rule": "!has(self.format) || !(self.format in ['frozen-graph', 'checkpoint']) || "
-        "(has(self.inputs) && size(self.inputs) > 0 && has(self.outputs) && size(self.outputs) > 0)",
-        "message": "frozen-graph and checkpoint models carry no signature: set model.inputs and model.outputs",
-    },
-]
-
 
 def _structural(node: Any, defs: dict[str, Any]) -> Any:
     if isinstance(node, list):
@@ -87,10 +62,8 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
 
 
 def spec_schema() -> dict[str, Any]:
-    raw = ModelOptimizationSpec.model_json_schema(by_alias=True, mode="validation")
+    raw = spec_json_schema(ModelOptimizationSpec)
     schema: dict[str, Any] = _structural(raw, raw.get("$defs", {}))
-    schema["x-kubernetes-validations"] = SPEC_RULES
-    schema["properties"]["model"]["x-kubernetes-validations"] = MODEL_RULES
     schema["description"] = "What to optimize, how to measure it, and which variant may win."
     return schema
 
@@ -208,6 +181,16 @@ def _reference_rows(schema: dict[str, Any], path: str, rows: list[tuple[str, str
             _reference_rows(prop["items"], f"{field_path}[]", rows)
 
 
+def cel_rules_in(schema: dict[str, Any], path: str) -> list[tuple[str, dict[str, str]]]:
+    """(field path, rule) for every CEL rule in a structural schema, outermost first."""
+    found = [(path, rule) for rule in schema.get(VALIDATIONS_KEY, [])]
+    for name, prop in schema.get("properties", {}).items():
+        found += cel_rules_in(prop, f"{path}.{name}")
+    if isinstance(schema.get("items"), dict):
+        found += cel_rules_in(schema["items"], f"{path}[]")
+    return found
+
+
 def render_reference_markdown() -> str:
     """docs/reference.md: every spec field with type, default and meaning, from the same model."""
     rows: list[tuple[str, str, str, str]] = []
@@ -226,5 +209,5 @@ def render_reference_markdown() -> str:
         escaped = description.replace("|", "\\|")
         lines.append(f"| `{path}` | {kind} | {default} | {escaped} |")
     lines += ["", "Cross-field rules checked by the API server (CEL):", ""]
-    lines += [f"- {rule['message']}" for rule in [*SPEC_RULES, *MODEL_RULES]]
+    lines += [f"- `{path}`: {rule['message']}" for path, rule in cel_rules_in(spec_schema(), "spec")]
     return "\n".join(lines) + "\n"

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import os
+
+from optismith.controller.settings import OperatorSettings
 
 
-def run_operator(namespaces: list[str], all_namespaces: bool, liveness: str | None, metrics_port: int) -> None:
-    os.environ.setdefault("OPTISMITH_METRICS_PORT", str(metrics_port))
+def run_operator(settings: OperatorSettings) -> None:
     import kopf
 
-    from optismith.controller import handlers  # noqa: F401 - registers the handlers
+    from optismith.controller.handlers import register_handlers
+    from optismith.controller.metrics import OperatorMetrics
 
+    kopf.configure(verbose=settings.verbose)
+    registry = kopf.OperatorRegistry()
+    register_handlers(registry, settings, OperatorMetrics())
     asyncio.run(kopf.operator(
+        registry=registry,
         standalone=True,
-        clusterwide=all_namespaces or not namespaces,
-        namespaces=namespaces or (),
-        liveness_endpoint=liveness or None,
+        clusterwide=not settings.namespaces,
+        namespaces=settings.namespaces,
+        liveness_endpoint=settings.liveness or None,
     ))

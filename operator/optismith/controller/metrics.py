@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from optismith import __version__
+from optismith.results import RunResults, Selection
 
 RESOURCE_LABELS = ("namespace", "name", "variant", "target")
 
@@ -48,12 +49,12 @@ class BenchmarkResults:
         # (namespace, name) -> rows of (variant, target, is_winner, *values in _ROW_KEYS order)
         self._rows: dict[tuple[str, str], tuple[tuple[Any, ...], ...]] = {}
 
-    def replace(self, namespace: str, name: str, selection: dict[str, Any]) -> None:
-        winner = (selection.get("winner"), selection.get("winner_target"))
+    def replace(self, namespace: str, name: str, selection: Selection | None) -> None:
+        candidates = selection.candidates if selection else []
+        winner = (selection.winner, selection.winner_target) if selection else (None, None)
         rows = tuple(
-            (str(c["variant"]), str(c["target"]), (c["variant"], c["target"]) == winner,
-             *(_number(c.get(key)) for key in _ROW_KEYS))
-            for c in selection.get("candidates", []))
+            (c.variant, c.target, (c.variant, c.target) == winner, *(_number(getattr(c, key)) for key in _ROW_KEYS))
+            for c in candidates)
         with self._lock:
             self._rows[(namespace, name)] = rows
 
@@ -119,9 +120,9 @@ class OperatorMetrics:
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
         start_http_server(port, addr=addr, registry=self.registry)
 
-    def observe_results(self, namespace: str, name: str, results: dict[str, Any]) -> None:
+    def observe_results(self, namespace: str, name: str, results: RunResults) -> None:
         """Replace a resource's benchmark series with those of its latest completed run."""
-        self.benchmarks.replace(namespace, name, results.get("selection") or {})
+        self.benchmarks.replace(namespace, name, results.selection)
 
     def set_phase(self, namespace: str, name: str, phase: str | None) -> None:
         with self._lock:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
+from pydantic import ValidationError
+
+from optismith.controller import reasons
 from optismith.controller.planner import JobState, JobView
-from optismith.controller.specs import LABEL_ATTEMPT, LABEL_GENERATION, LABEL_PHASE, LABEL_TARGET, JobStep
+from optismith.controller.specs import LABEL_ATTEMPT, LABEL_GENERATION, LABEL_PHASE, LABEL_TARGET
+from optismith.pipeline.plan import JobStep
+from optismith.results import TerminationMessage
 
 
 def parse_time(value: str | None) -> dt.datetime | None:
@@ -51,7 +55,7 @@ def pod_summary(pod: dict[str, Any]) -> dict[str, Any]:
     status = pod.get("status") or {}
     conditions = status.get("conditions") or []
     unschedulable = next((c for c in conditions if c.get("type") == "PodScheduled" and c.get("status") == "False"
-                          and c.get("reason") == "Unschedulable"), None)
+                          and c.get("reason") == reasons.UNSCHEDULABLE), None)
     terminated: dict[str, Any] = {}
     for container in status.get("containerStatuses") or []:
         terminated = (container.get("state") or {}).get("terminated") or terminated
@@ -67,14 +71,14 @@ def pod_summary(pod: dict[str, Any]) -> dict[str, Any]:
 
 
 def explain_termination(message: str) -> tuple[str, str]:
-    """Workers write a compact JSON summary as their termination message; fall back to the raw text
-    (Kubernetes uses the log tail when the worker died before writing it)."""
+    """(reason, message) from a worker's TerminationMessage; from the raw text when it is none (Kubernetes
+    uses the log tail when the worker died before writing it)."""
     text = (message or "").strip()
     if text.startswith("{"):
         try:
-            summary = json.loads(text)
-            return str(summary.get("reason", "")), str(summary.get("message", ""))
-        except json.JSONDecodeError:
+            summary = TerminationMessage.model_validate_json(text)
+            return summary.reason or "", summary.message
+        except ValidationError:
             pass
     lines = [line for line in text.splitlines() if line.strip()]
     return "", " | ".join(lines[-3:])[:1000]
@@ -89,14 +93,14 @@ def job_view(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobView:
     elif job["failed"]:
         state = "failed"
         reason, message = explain_termination((pod or {}).get("termination_message", ""))
-        if job["failed_reason"] == "DeadlineExceeded":
-            reason = "DeadlineExceeded"
+        if job["failed_reason"] == reasons.DEADLINE_EXCEEDED:
+            reason = reasons.DEADLINE_EXCEEDED
             message = message or job["failed_message"] or "the Job ran past spec.execution.stageDeadline"
-        reason = reason or job["failed_reason"] or "JobFailed"
+        reason = reason or job["failed_reason"] or reasons.JOB_FAILED
         message = message or job["failed_message"] or f"exit code {(pod or {}).get('exit_code')}"
     elif pod and pod.get("unschedulable_since"):
         state = "unschedulable"
-        reason, message = "Unschedulable", pod.get("unschedulable_message", "")
+        reason, message = reasons.UNSCHEDULABLE, pod.get("unschedulable_message", "")
     elif job["active"] or job["started"]:
         state = "running"
     else:

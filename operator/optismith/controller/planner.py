@@ -11,7 +11,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Literal
 
-from optismith.controller.specs import JobStep
+from optismith.controller import reasons
+from optismith.errors import StageError
+from optismith.pipeline.plan import JobStep, build_plan
 from optismith.spec import ModelOptimizationSpec, seconds
 
 JobState = Literal["pending", "running", "succeeded", "failed", "unschedulable"]
@@ -56,7 +58,6 @@ class Decision:
     create: list[tuple[JobStep, int]] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)
     steps: list[StepStatus] = field(default_factory=list)
-    requeue_after: float | None = None  # seconds until something time-based is due (a retry)
 
 
 @dataclass(frozen=True)
@@ -65,14 +66,6 @@ class Capacity:
 
     jobs: int = 1_000_000
     gpu_jobs: int = 1_000_000
-
-
-def plan_steps(spec: ModelOptimizationSpec) -> list[list[JobStep]]:
-    """Groups of steps; the steps of a group run in parallel, groups in order."""
-    groups = [[JobStep("prepare")], [JobStep("measure", t.name) for t in spec.targets], [JobStep("finalize")]]
-    if spec.promotion is not None:
-        groups.append([JobStep("promote")])
-    return groups
 
 
 def _target_is_gpu(spec: ModelOptimizationSpec, step: JobStep) -> bool:
@@ -95,13 +88,12 @@ def decide(
     statuses: list[StepStatus] = []
     create: list[tuple[JobStep, int]] = []
     delete = list(stale)
-    requeue: list[float] = []
     failure: StepStatus | None = None
     free_jobs, free_gpu = capacity.jobs, capacity.gpu_jobs
     queued = False
     blocked = False  # an earlier group has not finished
 
-    for group in plan_steps(spec):
+    for group in build_plan(spec).jobs:
         group_done = True
         for step in group:
             attempts = sorted((j for j in current if j.step == step), key=lambda j: j.attempt)
@@ -136,14 +128,13 @@ def decide(
                 since = latest.unschedulable_since or latest.created_at or now
                 waited = (now - since).total_seconds()
                 if waited < unschedulable_timeout:
-                    requeue.append(unschedulable_timeout - waited)
-                    statuses.append(StepStatus(step, "pending", **{**base, "reason": "Unschedulable"}))  # type: ignore[arg-type]
+                    statuses.append(StepStatus(step, "pending", **{**base, "reason": reasons.UNSCHEDULABLE}))  # type: ignore[arg-type]
                     continue
                 # Waiting longer will not help: report it and free the cluster of the pending pod.
                 delete.append(latest.name)
                 message = (f"Job {latest.name} could not be scheduled for {waited:.0f}s: {latest.message}".strip()
                            + " — check the target's nodeSelector, tolerations and GPU capacity")
-                failure = StepStatus(step, "failed", **{**base, "reason": "Unschedulable", "message": message})  # type: ignore[arg-type]
+                failure = StepStatus(step, "failed", **{**base, "reason": reasons.UNSCHEDULABLE, "message": message})  # type: ignore[arg-type]
                 statuses.append(failure)
                 continue
             # failed
@@ -155,7 +146,6 @@ def decide(
                     create.append((step, latest.attempt + 1))
                     statuses.append(StepStatus(step, "retrying", **{**base, "attempts": latest.attempt + 1}))  # type: ignore[arg-type]
                 else:
-                    requeue.append((due - now).total_seconds())
                     statuses.append(StepStatus(step, "retrying", **base))  # type: ignore[arg-type]
                 continue
             failure = StepStatus(step, "failed", **base)  # type: ignore[arg-type]
@@ -168,24 +158,23 @@ def decide(
     if failure is not None:
         create = []  # a failed run starts nothing new; in-flight siblings finish or are deleted on update
         what = failure.step.key
-        reason = failure.reason or "JobFailed"
+        reason = failure.reason or reasons.JOB_FAILED
         message = (f"{what} failed after {failure.attempts} attempt(s): {failure.message}".strip()
-                   if failure.reason != "Unschedulable" else failure.message)
-        return Decision("Failed", reason if reason != "StageFailed" else "JobFailed", message, [], delete,
+                   if failure.reason != reasons.UNSCHEDULABLE else failure.message)
+        return Decision("Failed", reason if reason != StageError.reason else reasons.JOB_FAILED, message, [], delete,
                         statuses)
     if done == steps_total:
-        return Decision("Succeeded", "Completed", f"all {steps_total} steps succeeded", [], delete, statuses)
+        return Decision("Succeeded", reasons.COMPLETED, f"all {steps_total} steps succeeded", [], delete, statuses)
     retrying = [s for s in statuses if s.state == "retrying"]
-    requeue_after = min(requeue) if requeue else None
     if retrying and not create:
         s = retrying[0]
-        return Decision("Retrying", "Backoff", f"{s.step.key} attempt {s.attempts} failed ({s.message[:200]}); "
-                        f"retrying after backoff", create, delete, statuses, requeue_after)
+        return Decision("Retrying", reasons.BACKOFF, f"{s.step.key} attempt {s.attempts} failed ({s.message[:200]}); "
+                        f"retrying after backoff", create, delete, statuses)
     if queued and not create and not any(s.state in ("pending", "running") for s in statuses):
-        return Decision("Queued", "Queued", "waiting for a free Job slot (operator concurrency limit)", create,
-                        delete, statuses, requeue_after)
+        return Decision("Queued", reasons.QUEUED, "waiting for a free Job slot (operator concurrency limit)", create,
+                        delete, statuses)
     running = [s.step.key for s in statuses if s.state in ("pending", "running", "retrying")]
     message = f"{done}/{steps_total} steps done; running: {', '.join(running) or '-'}"
-    if any(s.reason == "Unschedulable" for s in statuses):
+    if any(s.reason == reasons.UNSCHEDULABLE for s in statuses):
         message += " (a Job is unschedulable)"
-    return Decision("Running", "Running", message, create, delete, statuses, requeue_after)
+    return Decision("Running", reasons.RUNNING, message, create, delete, statuses)

@@ -8,9 +8,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from optismith.pipeline.plan import PHASES
+from optismith.pipeline.plan import JobStep
+from optismith.runs import layout
 from optismith.spec import ModelOptimizationSpec, TargetSpec, seconds
-from optismith.storage import join_uri
 
 LABEL_PREFIX = "optismith.io"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -40,24 +40,9 @@ class WorkerDefaults:
     extra_env: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True)
-class JobStep:
-    """One Job of a run: a phase (prepare / measure / finalize / promote), optionally for a target."""
-
-    phase: str
-    target: str | None = None
-
-    @property
-    def key(self) -> str:
-        return f"{self.phase}-{self.target}" if self.target else self.phase
-
-
-def run_id(generation: int) -> str:
-    return f"gen-{generation}"
-
-
 def run_uri(spec: ModelOptimizationSpec, namespace: str, name: str, generation: int) -> str:
-    return join_uri(spec.output.uri, namespace, name, run_id(generation))
+    """The run directory of one generation of a resource."""
+    return layout.run_uri(spec.output.uri, namespace, name, layout.generation_run_id(generation))
 
 
 def job_name(name: str, generation: int, step: JobStep, attempt: int) -> str:
@@ -163,7 +148,7 @@ def build_job(
     name, namespace, generation = metadata["name"], metadata["namespace"], int(metadata.get("generation", 1))
     target = _target(spec, step)
     image = target.image or (defaults.gpu_image if target.kind == "gpu" else defaults.cpu_image)
-    args = ["stage", *PHASES[step.phase], "--manifest-env", MANIFEST_ENV,
+    args = ["stage", *step.stages, "--manifest-env", MANIFEST_ENV,
             "--run-uri", run_uri(spec, namespace, name, generation)]
     if step.target:
         args += ["--target", step.target]

@@ -7,7 +7,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from optismith.controller import reasons
 from optismith.controller.planner import Decision, StepStatus
+from optismith.errors import SpecError
+from optismith.results import PromotionOutcome, RunResults
 
 CONDITION_TYPES = ("Succeeded", "Ready", "Reconciling", "Stalled", "AccuracyGatePassed", "Promoted")
 MAX_VARIANTS_IN_STATUS = 24
@@ -61,40 +64,39 @@ def _fmt(value: float | None, pattern: str) -> str | None:
     return None if value is None else pattern.format(value)
 
 
-def summarize_results(results: dict[str, Any]) -> dict[str, Any]:
+def summarize_results(results: RunResults) -> dict[str, Any]:
     """The part of results.json that belongs in status: per-variant headline numbers and the winner."""
-    selection = results.get("selection") or {}
-    variants = []
-    for candidate in selection.get("candidates", [])[:MAX_VARIANTS_IN_STATUS]:
-        variants.append({
-            "name": candidate["variant"],
-            "target": candidate["target"],
-            "latencyP50Ms": _fmt(candidate.get("latency_p50_ms"), "{:.4f}"),
-            "latencyP99Ms": _fmt(candidate.get("latency_p99_ms"), "{:.4f}"),
-            "throughputPerSecond": _fmt(candidate.get("throughput_per_s"), "{:.1f}"),
-            "sizeBytes": candidate.get("size_bytes"),
-            "accuracyDrop": _fmt(candidate.get("accuracy_drop"), "{:.4f}"),
-            "speedup": _fmt(candidate.get("speedup"), "{:.2f}"),
-            "passed": bool(candidate.get("passed")),
-        })
+    selection = results.selection
+    candidates = selection.candidates if selection else []
+    variants = [{
+        "name": c.variant,
+        "target": c.target,
+        "latencyP50Ms": _fmt(c.latency_p50_ms, "{:.4f}"),
+        "latencyP99Ms": _fmt(c.latency_p99_ms, "{:.4f}"),
+        "throughputPerSecond": _fmt(c.throughput_per_s, "{:.1f}"),
+        "sizeBytes": c.size_bytes,
+        "accuracyDrop": _fmt(c.accuracy_drop, "{:.4f}"),
+        "speedup": _fmt(c.speedup, "{:.2f}"),
+        "passed": c.passed,
+    } for c in candidates[:MAX_VARIANTS_IN_STATUS]]
     summary: dict[str, Any] = {
         "variants": variants,
-        "selection": {"outcome": selection.get("outcome", "unknown"), "objective": selection.get("objective"),
-                      "batchSize": selection.get("batch_size"), "message": str(selection.get("message", ""))[:512]},
+        "selection": {"outcome": selection.outcome if selection else "unknown",
+                      "objective": selection.objective if selection else None,
+                      "batchSize": selection.batch_size if selection else None,
+                      "message": (selection.message if selection else "")[:512]},
     }
-    winner = selection.get("winner")
-    if winner:
-        chosen: dict[str, Any] = next((c for c in selection.get("candidates", [])
-                       if c["variant"] == winner and c["target"] == selection.get("winner_target")), {})
+    chosen = next((c for c in candidates if selection and c.variant == selection.winner
+                   and c.target == selection.winner_target), None)
+    if selection and selection.winner and chosen is not None:
         summary["winner"] = {
-            "variant": winner,
-            "target": selection.get("winner_target"),
-            "speedup": _fmt(chosen.get("speedup"), "{:.2f}x"),
-            "latencyP50": _fmt(chosen.get("latency_p50_ms"), "{:.3f}ms"),
-            "latencyP99": _fmt(chosen.get("latency_p99_ms"), "{:.3f}ms"),
-            "accuracyDrop": _fmt(None if chosen.get("accuracy_drop") is None
-                                 else chosen["accuracy_drop"] * 100, "{:.2f}%"),
-            "sizeBytes": chosen.get("size_bytes"),
+            "variant": selection.winner,
+            "target": selection.winner_target,
+            "speedup": _fmt(chosen.speedup, "{:.2f}x"),
+            "latencyP50": _fmt(chosen.latency_p50_ms, "{:.3f}ms"),
+            "latencyP99": _fmt(chosen.latency_p99_ms, "{:.3f}ms"),
+            "accuracyDrop": _fmt(None if chosen.accuracy_drop is None else chosen.accuracy_drop * 100, "{:.2f}%"),
+            "sizeBytes": chosen.size_bytes,
         }
     return summary
 
@@ -105,8 +107,8 @@ def build_status(
     generation: int,
     run_uri: str,
     now: dt.datetime,
-    results: dict[str, Any] | None = None,
-    promotion: dict[str, Any] | None = None,
+    results: RunResults | None = None,
+    promotion: PromotionOutcome | None = None,
     promotion_configured: bool = False,
 ) -> dict[str, Any]:
     conditions: list[dict[str, Any]] = list(previous.get("conditions") or [])
@@ -131,32 +133,33 @@ def build_status(
         status.update(summary)
         passed = summary["selection"]["outcome"] == "selected"
         gate_message = summary["selection"]["message"]
-        cond("Succeeded", "True", "Completed", f"run complete: {gate_message}")
-        cond("Reconciling", "False", "Completed", "run complete")
-        cond("AccuracyGatePassed", "True" if passed else "False", "Passed" if passed else "NoVariantPassed",
-             gate_message)
+        cond("Succeeded", "True", reasons.COMPLETED, f"run complete: {gate_message}")
+        cond("Reconciling", "False", reasons.COMPLETED, "run complete")
+        cond("AccuracyGatePassed", "True" if passed else "False",
+             reasons.PASSED if passed else reasons.NO_VARIANT_PASSED, gate_message)
+        promoted = promotion is not None and promotion.promoted
         if promotion_configured:
-            if promotion and promotion.get("promoted"):
-                digest = str(promotion.get("digest") or "")
-                status["promoted"] = {"uri": promotion.get("uri"), "variant": promotion.get("variant"),
+            if promotion is not None and promotion.promoted:
+                digest = promotion.digest or ""
+                status["promoted"] = {"uri": promotion.uri, "variant": promotion.variant,
                                       "digest": digest if digest.startswith("sha256:") else f"sha256:{digest}"}
-                cond("Promoted", "True", "Promoted", f"{promotion.get('variant')} promoted to {promotion.get('uri')}")
+                cond("Promoted", "True", reasons.PROMOTED, f"{promotion.variant} promoted to {promotion.uri}")
             else:
-                reason = (promotion or {}).get("reason", "no variant passed the gates")
-                cond("Promoted", "False", "NotPromoted", f"previous promotion left untouched: {reason}")
+                reason = promotion.reason if promotion is not None else "no variant passed the gates"
+                cond("Promoted", "False", reasons.NOT_PROMOTED, f"previous promotion left untouched: {reason}")
         else:
-            cond("Promoted", "False", "NotConfigured", "spec.promotion is not set")
-        ready = passed and (not promotion_configured or bool(promotion and promotion.get("promoted")))
+            cond("Promoted", "False", reasons.NOT_CONFIGURED, "spec.promotion is not set")
+        ready = passed and (not promotion_configured or promoted)
         if ready:
-            cond("Ready", "True", "Succeeded", f"winner {summary.get('winner', {}).get('variant')}")
-            cond("Stalled", "False", "Completed", "")
+            cond("Ready", "True", reasons.SUCCEEDED, f"winner {summary.get('winner', {}).get('variant')}")
+            cond("Stalled", "False", reasons.COMPLETED, "")
         elif passed:
-            reason = (promotion or {}).get("reason", "the promote step did not promote the winner")
-            cond("Ready", "False", "PromotionFailed", reason)
-            cond("Stalled", "True", "PromotionFailed", f"{reason}; the previous promotion is untouched")
+            reason = promotion.reason if promotion is not None else "the promote step did not promote the winner"
+            cond("Ready", "False", reasons.PROMOTION_FAILED, reason)
+            cond("Stalled", "True", reasons.PROMOTION_FAILED, f"{reason}; the previous promotion is untouched")
         else:
-            cond("Ready", "False", "GateFailed", gate_message)
-            cond("Stalled", "True", "NoVariantPassed", f"{gate_message}; change the spec to try again")
+            cond("Ready", "False", reasons.GATE_FAILED, gate_message)
+            cond("Stalled", "True", reasons.NO_VARIANT_PASSED, f"{gate_message}; change the spec to try again")
     elif decision.phase == "Failed":
         cond("Succeeded", "False", decision.reason, decision.message)
         cond("Ready", "False", decision.reason, decision.message)
@@ -167,7 +170,7 @@ def build_status(
         cond("Reconciling", "True", decision.reason, decision.message)
         cond("Stalled", "False", decision.reason, "")
         if not any(c["type"] == "Ready" for c in conditions) or superseded:
-            cond("Ready", "False", "Reconciling", decision.message)
+            cond("Ready", "False", reasons.RECONCILING, decision.message)
     status["conditions"] = conditions
     return status
 
@@ -175,5 +178,5 @@ def build_status(
 def invalid_spec_status(previous: dict[str, Any], generation: int, message: str, now: dt.datetime) -> dict[str, Any]:
     conditions: list[dict[str, Any]] = list(previous.get("conditions") or [])
     for type_, value in (("Stalled", "True"), ("Succeeded", "False"), ("Ready", "False"), ("Reconciling", "False")):
-        conditions = set_condition(conditions, type_, value, "InvalidSpec", message, generation, now)
+        conditions = set_condition(conditions, type_, value, SpecError.reason, message, generation, now)
     return {"observedGeneration": generation, "phase": "Failed", "conditions": conditions, "stages": []}

@@ -8,11 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from optismith.frameworks import import_tensorflow
+from optismith.graphio import GraphIO
 from optismith.models.formats import read_saved_model
-from optismith.models.graphio import GraphIO
 from optismith.models.graphwalk import is_call, reachable
 from optismith.models.security import select_meta_graph, serving_fetches
-from optismith.models.tensorflow_env import import_tensorflow
 from optismith.results import TensorInfo
 
 

@@ -12,13 +12,14 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from optismith.errors import DataError
 from optismith.storage import open_storage
 from optismith.storage.local import LocalStorage
+from optismith.tensors import TensorLike, bare_name, shape_text
 
 if TYPE_CHECKING:
     from optismith.spec import StorageSpec
@@ -26,20 +27,6 @@ if TYPE_CHECKING:
 SINGLE_INPUT_KEY = "x"
 LABELS_KEY = "y"
 _SAVEZ_HINT = "numpy.savez(path, x=inputs, y=labels)"
-
-
-class TensorLike(Protocol):
-    """Anything with a name, a numpy dtype name and a shape (-1 or None for free dimensions):
-    results.TensorInfo, runtimes.IOSpec and spec.TensorSpec all qualify."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def dtype(self) -> str: ...
-
-    @property
-    def shape(self) -> Sequence[int | None]: ...
 
 
 def load_samples(uri: str, storage_spec: StorageSpec | None, inputs: Sequence[TensorLike],
@@ -69,38 +56,6 @@ def load_labelled(uri: str, storage_spec: StorageSpec | None, inputs: Sequence[T
         _converted(array[:limit], key, spec, uri) for array, key, spec in zip(arrays, chosen, inputs, strict=True)
     ]
     return converted, None if labels is None else labels[:limit]
-
-
-def synthetic_samples(inputs: Sequence[TensorLike], n: int, seed: int = 0) -> list[np.ndarray]:
-    """Random data shaped like the inputs. Floats are uniform in [0, 1) -- the usual range of
-    normalized images; anything calibrated on this is reported as synthetic because real activation
-    ranges can differ a lot."""
-    if n < 1:
-        raise ValueError(f"n must be positive, got {n}")
-    rng = np.random.default_rng(seed)
-    arrays = []
-    for spec in inputs:
-        dims = list(spec.shape)
-        free = [i for i, d in enumerate(dims[1:], start=1) if d is None or d < 0]
-        if free:
-            raise DataError(
-                f"cannot make synthetic data for input {spec.name!r}: dimension {free[0]} of its shape "
-                f"{_shape_text(dims)} is not fixed",
-                where="spec.calibration.synthetic",
-                fix="give real samples in spec.calibration.uri",
-            )
-        shape = (n, *(int(d) for d in dims[1:] if d is not None))
-        dtype = np.dtype(spec.dtype)
-        if dtype.kind == "f":
-            arrays.append(rng.random(shape, dtype=np.float32).astype(dtype))
-        elif dtype.kind == "b":
-            arrays.append(rng.random(shape) < 0.5)
-        elif dtype.kind in "iu":
-            arrays.append(rng.integers(0, 10, size=shape).astype(dtype))
-        else:
-            raise DataError(f"cannot make synthetic data of dtype {spec.dtype} for input {spec.name!r}",
-                            where="spec.calibration.synthetic", fix="give real samples in spec.calibration.uri")
-    return arrays
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -140,7 +95,7 @@ def _open_npz(path: Path, uri: str) -> np.lib.npyio.NpzFile:
 def _choose_arrays(archive: np.lib.npyio.NpzFile, inputs: Sequence[TensorLike], uri: str) -> list[str]:
     found = list(archive.files)
     if len(inputs) == 1:
-        for key in (SINGLE_INPUT_KEY, inputs[0].name, _bare(inputs[0].name)):
+        for key in (SINGLE_INPUT_KEY, inputs[0].name, bare_name(inputs[0].name)):
             if key in found:
                 return [key]
         raise DataError(
@@ -150,13 +105,13 @@ def _choose_arrays(archive: np.lib.npyio.NpzFile, inputs: Sequence[TensorLike], 
     chosen: list[str] = []
     missing: list[str] = []
     for spec in inputs:
-        match = next((k for k in (spec.name, _bare(spec.name)) if k in found), None)
+        match = next((k for k in (spec.name, bare_name(spec.name)) if k in found), None)
         if match is None:
             missing.append(spec.name)
         else:
             chosen.append(match)
     if missing:
-        names = [_bare(s.name) for s in inputs]
+        names = [bare_name(s.name) for s in inputs]
         raise DataError(
             f"the model has {len(inputs)} inputs {names} but the file has no array for {missing}; "
             f"it has {found}",
@@ -178,10 +133,10 @@ def _checked(archive: np.lib.npyio.NpzFile, key: str, spec: TensorLike, uri: str
         for have, want in zip(array.shape[1:], expected[1:], strict=False)
     ):
         raise DataError(
-            f"array {key!r} has shape {tuple(array.shape)} but input {_bare(spec.name)!r} expects "
-            f"{_shape_text(expected)} (first dimension: samples)",
+            f"array {key!r} has shape {tuple(array.shape)} but input {bare_name(spec.name)!r} expects "
+            f"{shape_text(expected)} (first dimension: samples)",
             where=uri,
-            fix=f"reshape the array to {_shape_text(['N', *expected[1:]])} before saving it",
+            fix=f"reshape the array to {shape_text(['N', *expected[1:]])} before saving it",
         )
     if array.shape[0] == 0:
         raise DataError(f"array {key!r} holds no samples", where=uri, fix="store at least one sample")
@@ -196,7 +151,7 @@ def _converted(array: np.ndarray, key: str, spec: TensorLike, uri: str) -> np.nd
     ) or (want.kind == "b" and have.kind == "b")
     if not lossless:
         raise DataError(
-            f"array {key!r} has dtype {have} but input {_bare(spec.name)!r} takes {want}", where=uri,
+            f"array {key!r} has dtype {have} but input {bare_name(spec.name)!r} takes {want}", where=uri,
             fix=f"convert the array with .astype('{want}') before saving it (after any preprocessing)",
         )
     converted = np.ascontiguousarray(array.astype(want, copy=False))
@@ -243,13 +198,3 @@ def _same_sample_count(keys: list[str], arrays: list[np.ndarray], labels: np.nda
     if len(set(counts.values())) > 1:
         raise DataError(f"arrays hold different numbers of samples: {counts}", where=uri,
                         fix="store the same number of samples (first dimension) in every array")
-
-
-def _bare(name: str) -> str:
-    """'image:0' -> 'image': graph tensor names carry an output index that data files leave out."""
-    head, sep, tail = name.rpartition(":")
-    return head if sep and tail.isdigit() else name
-
-
-def _shape_text(dims: Sequence[int | str | None]) -> str:
-    return "(" + ", ".join("N" if d is None or (isinstance(d, int) and d < 0) else str(d) for d in dims) + ")"

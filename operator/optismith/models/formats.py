@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from optismith.errors import ModelFormatError
-from optismith.models.tensorflow_env import import_tensorflow
+from optismith.frameworks import import_tensorflow
 
 SUPPORTED = ("savedmodel (a directory with saved_model.pb), keras (.keras, .h5), "
              "frozen-graph (a GraphDef .pb), checkpoint (.meta with its .index/.data files)")

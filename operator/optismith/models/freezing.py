@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from optismith.errors import ModelFormatError, ModelSignatureError
+from optismith.frameworks import import_tensorflow
+from optismith.graphio import GraphIO, TensorIO, read_io, write_io
 from optismith.models.analysis import constant_parameters
-from optismith.models.graphio import GraphIO, TensorIO, read_io, write_io
-from optismith.models.tensorflow_env import import_tensorflow
 
 
 @dataclass

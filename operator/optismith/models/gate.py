@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from optismith.models.numerics import compare_outputs
 from optismith.results import Numerics
 
 # Reordered float32 arithmetic (oneDNN picks kernels and blockings per shape and thread count) moves
@@ -32,10 +31,3 @@ def rejection_reason(numerics: Numerics, reference: Sequence[np.ndarray], max_er
         f"numerics: relative error {numerics.relative_error:.3g} (max abs {numerics.max_abs_error:.3g}, "
         f"cosine {numerics.cosine_similarity:.6f}) exceeds spec.optimize.maxAbsError {max_error:g}"
     )
-
-
-def numerics_verdict(reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray],
-                     max_error: float) -> tuple[Numerics, str | None]:
-    """Compare outputs and judge them: (numerics, None) passes, (numerics, reason) is rejected."""
-    numerics = compare_outputs(reference, candidate)
-    return numerics, rejection_reason(numerics, reference, max_error)

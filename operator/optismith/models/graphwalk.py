@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from optismith.models.graphio import node_name
+from optismith.graphio import node_name
 
 CALL_OPS = frozenset({"PartitionedCall", "StatefulPartitionedCall"})
 

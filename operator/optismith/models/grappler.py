@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from optismith.models.graphio import GraphIO
-from optismith.models.tensorflow_env import import_tensorflow
+from optismith.frameworks import import_tensorflow
+from optismith.graphio import GraphIO
 
 # Spec names that differ from the names Grappler's meta optimizer accepts: it silently ignores
 # names it does not know, so a wrong name would quietly disable the pass.

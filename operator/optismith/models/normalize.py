@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from optismith.errors import ModelFormatError, ModelSignatureError
+from optismith.frameworks import import_tensorflow
+from optismith.graphio import node_name, signature_key, tensor_name
 from optismith.models.formats import checkpoint_prefix, read_graph_def, read_meta_graph
-from optismith.models.graphio import node_name, signature_key, tensor_name
-from optismith.models.tensorflow_env import import_tensorflow
 from optismith.spec import ModelSource, TensorSpec
 
 

@@ -1,22 +1,41 @@
-"""The plan: which stages run, in which phase, on which target.
+"""The plan: which stages run, in which phase, on which target, building which variants.
 
-Phases are what the operator turns into Jobs (one process per phase and target, because importing
-TensorFlow costs seconds and hundreds of MB): prepare on CPU, measure on every target in parallel,
-then finalize.
+This is the one definition of the phases. The local runner (`optismith run`) runs the plan's steps in
+order in one process; the operator runs each of its Jobs -- one per phase, and per target for the measure
+phase -- and a Job runs that phase's stages (`optismith stage <stages...>`). A phase is one process
+because importing TensorFlow costs seconds and hundreds of MB; a variant is not.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from optismith import catalog
 from optismith.spec import ModelOptimizationSpec
 
-PHASES: dict[str, tuple[str, ...]] = {
-    "prepare": ("inspect", "freeze", "optimize", "quantize", "convert"),
-    "measure": ("benchmark", "evaluate"),
-    "finalize": ("select", "report"),
-    "promote": ("promote",),
-}
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    stages: tuple[str, ...]
+    per_target: bool = False  # one Job per target, in parallel; otherwise one CPU Job
+    only_if_promoting: bool = False
+
+
+PHASES: tuple[Phase, ...] = (
+    Phase("prepare", ("inspect", "freeze", "optimize", "quantize", "convert")),
+    Phase("measure", ("benchmark", "evaluate"), per_target=True),
+    Phase("finalize", ("select", "report")),
+    Phase("promote", ("promote",), only_if_promoting=True),
+)
+PHASE_NAMES: tuple[str, ...] = tuple(p.name for p in PHASES)
+
+
+def phase(name: str) -> Phase:
+    for candidate in PHASES:
+        if candidate.name == name:
+            return candidate
+    raise KeyError(f"unknown phase {name!r}; phases: {', '.join(PHASE_NAMES)}")
 
 
 @dataclass(frozen=True)
@@ -24,26 +43,52 @@ class StageStep:
     stage: str
     phase: str
     target: str | None = None  # set for per-target stages
+    variants: tuple[str, ...] = ()  # what the stage builds (build stages only)
+
+    @property
+    def label(self) -> str:
+        return f"{self.stage}@{self.target}" if self.target else self.stage
+
+
+@dataclass(frozen=True)
+class JobStep:
+    """One Job of a run: a phase, for a target when the phase runs per target."""
+
+    phase: str
+    target: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.phase}-{self.target}" if self.target else self.phase
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return phase(self.phase).stages
 
 
 @dataclass(frozen=True)
 class Plan:
     steps: tuple[StageStep, ...]
+    jobs: tuple[tuple[JobStep, ...], ...]  # groups of Jobs: a group's Jobs run in parallel, groups in order
 
     def phase(self, name: str) -> list[StageStep]:
         return [s for s in self.steps if s.phase == name]
+
+    def variants_built_by(self, stage: str) -> tuple[str, ...]:
+        return next((s.variants for s in self.steps if s.stage == stage), ())
 
 
 def build_plan(spec: ModelOptimizationSpec, targets: list[str] | None = None) -> Plan:
     """Targets default to all of the spec's; the local runner passes only those it can run."""
     chosen = targets if targets is not None else [t.name for t in spec.targets]
     steps: list[StageStep] = []
-    for phase, stages in PHASES.items():
-        if phase == "promote" and spec.promotion is None:
+    jobs: list[tuple[JobStep, ...]] = []
+    for entry in PHASES:
+        if entry.only_if_promoting and spec.promotion is None:
             continue
-        for stage in stages:
-            if phase == "measure":
-                steps.extend(StageStep(stage, phase, target) for target in chosen)
-            else:
-                steps.append(StageStep(stage, phase))
-    return Plan(tuple(steps))
+        for stage in entry.stages:
+            built = tuple(v.name for v in catalog.built_by(stage, spec.variants))
+            for target in (chosen if entry.per_target else [None]):
+                steps.append(StageStep(stage, entry.name, target, built))
+        jobs.append(tuple(JobStep(entry.name, t) for t in chosen) if entry.per_target else (JobStep(entry.name),))
+    return Plan(tuple(steps), tuple(jobs))

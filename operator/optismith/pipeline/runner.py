@@ -13,10 +13,12 @@ from pathlib import Path
 
 from optismith.errors import OptismithError, StageError
 from optismith.pipeline.plan import Plan, StageStep, build_plan
+from optismith.pipeline.registry import get_stage
 from optismith.results import StageRecord
+from optismith.runs import layout
+from optismith.runs.stage import Stage, StageContext
 from optismith.spec import ModelOptimization
-from optismith.stages.base import StageContext, get_stage, record_key
-from optismith.storage import Storage, join_uri, open_storage
+from optismith.storage import Storage, open_storage
 
 StepCallback = Callable[[StageStep, str], None]  # (step, "started" | "succeeded" | "failed")
 
@@ -30,9 +32,26 @@ def _peak_rss_bytes() -> int:
 
 
 def run_uri_for(manifest: ModelOptimization, run_id: str) -> str:
-    namespace = manifest.metadata.namespace
-    parts = [namespace, manifest.metadata.name, run_id] if namespace else [manifest.metadata.name, run_id]
-    return join_uri(manifest.spec.output.uri, *parts)
+    return layout.run_uri(manifest.spec.output.uri, manifest.metadata.namespace, manifest.metadata.name, run_id)
+
+
+def check_requirements(stage: type[Stage], store: Storage, target: str | None) -> None:
+    """The records `stage.requires` names must exist: a per-target requirement of a per-target stage for
+    the same target, of a stage that runs once for at least one target."""
+    per_target = {name for name in stage.requires if get_stage(name).per_target}
+    missing = []
+    for name in stage.requires:
+        if name not in per_target:
+            found = store.exists(layout.stage_record(name))
+        elif stage.per_target:
+            found = store.exists(layout.stage_record(name, target))
+        else:
+            found = any(key.startswith(f"{layout.STAGES_PREFIX}{name}@") for key in store.list(layout.STAGES_PREFIX))
+        if not found:
+            missing.append(name)
+    if missing:
+        raise StageError(f"stage {stage.name!r} needs the records of {', '.join(missing)}, which have not run",
+                         where=store.uri, fix=f"run {', '.join(missing)} first")
 
 
 def run_stage(
@@ -55,6 +74,7 @@ def run_stage(
             names = [t.name for t in manifest.spec.targets]
             raise StageError(f"no target named {target!r}", where="spec.targets", fix=f"use one of {names}")
         target_spec = matches[0]
+    check_requirements(stage_cls, store, target)
     ctx = StageContext(manifest=manifest, store=store, workdir=workdir, target=target_spec,
                        progress=progress or (lambda message: None))
     started_at, started = _now(), time.perf_counter()
@@ -84,7 +104,7 @@ def run_stage(
 
 
 def _store_record(store: Storage, record: StageRecord) -> None:
-    store.write_bytes(record_key(record.stage, record.target), record.model_dump_json(indent=2).encode())
+    store.write_bytes(layout.stage_record(record.stage, record.target), record.model_dump_json(indent=2).encode())
 
 
 def _store_failure_record(store: Storage, record: StageRecord) -> None:

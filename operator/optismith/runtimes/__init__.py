@@ -1,40 +1,36 @@
-"""Runtime registry. Heavy imports (TensorFlow, LiteRT, ONNX Runtime, OpenVINO) happen inside each
-runtime's methods, so importing this package stays cheap."""
+"""Runtimes behind one small interface (optismith.runtimes.base), registered by name as data.
+
+The registry maps a runtime's name (what the variant catalog's `runtime` says) to the class's module
+path; a runtime's module is imported when the runtime is first asked for, so importing this package stays
+cheap, and heavy imports (TensorFlow, LiteRT, ONNX Runtime, OpenVINO) happen inside each runtime's methods.
+"""
 
 from __future__ import annotations
 
+from optismith import lazy
 from optismith.runtimes.base import IOSpec, Runtime, Session
 
-_REGISTRY: dict[str, type[Runtime]] = {}
-_builtin_loaded = False
-
-
-def register(runtime: type[Runtime]) -> type[Runtime]:
-    _REGISTRY[runtime.name] = runtime
-    return runtime
+RUNTIMES: dict[str, str] = {
+    "tf-savedmodel": "optismith.runtimes.tf:SavedModelRuntime",
+    "tf-graphdef": "optismith.runtimes.tf:GraphDefRuntime",
+    "tf-xla": "optismith.runtimes.tf:XlaRuntime",
+    "tflite": "optismith.runtimes.tflite:TFLiteRuntime",
+    "onnxruntime": "optismith.runtimes.onnx:OnnxRuntime",
+    "openvino": "optismith.runtimes.openvino:OpenVINORuntime",
+}
 
 
 def get_runtime(name: str) -> type[Runtime]:
-    _load_builtin()
     try:
-        return _REGISTRY[name]
+        path = RUNTIMES[name]
     except KeyError:
-        raise KeyError(f"unknown runtime {name!r}; known: {sorted(_REGISTRY)}") from None
+        raise KeyError(f"unknown runtime {name!r}; known: {sorted(RUNTIMES)}") from None
+    runtime: type[Runtime] = lazy.load(path)
+    return runtime
 
 
 def all_runtimes() -> dict[str, type[Runtime]]:
-    _load_builtin()
-    return dict(_REGISTRY)
+    return {name: get_runtime(name) for name in RUNTIMES}
 
 
-def _load_builtin() -> None:
-    # A flag, not "is the registry empty": importing one runtime module directly registers it alone.
-    global _builtin_loaded
-    if _builtin_loaded:
-        return
-    from optismith.runtimes import onnx, openvino, tf, tflite  # noqa: F401 - registration side effect
-
-    _builtin_loaded = True
-
-
-__all__ = ["IOSpec", "Runtime", "Session", "all_runtimes", "get_runtime", "register"]
+__all__ = ["RUNTIMES", "IOSpec", "Runtime", "Session", "all_runtimes", "get_runtime"]

@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from optismith.runtimes import register
 from optismith.runtimes.base import IOSpec, Runtime, Session
 
 # ONNX Runtime reports element types as strings like "tensor(float)".
@@ -55,7 +54,6 @@ class OnnxSession(Session):
         return list(self._session.run(self._output_names, named))
 
 
-@register
 class OnnxRuntime(Runtime):
     name = "onnxruntime"
 

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from optismith.runtimes import register
 from optismith.runtimes.base import IOSpec, Runtime, Session
 
 IR_FILE = "model.xml"
@@ -46,7 +45,6 @@ class OpenVINOSession(Session):
         return int(self._compiled.get_property("INFERENCE_NUM_THREADS"))
 
 
-@register
 class OpenVINORuntime(Runtime):
     name = "openvino"
 

@@ -2,31 +2,23 @@
 
 Graph-mode Sessions get their own intra-op thread pool only when TF_OVERRIDE_GLOBAL_THREADPOOL is set
 before TensorFlow creates its first device; otherwise the first Session's (or eager context's) thread
-count silently applies to every later Session. `_tf()` sets it before importing TensorFlow, and so
-does `optismith.models` (which cannot share code with this package).
+count silently applies to every later Session: `optismith.frameworks.import_tensorflow` sets it.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from optismith.runtimes import register
+from optismith.frameworks import import_tensorflow
+from optismith.graphio import TensorIO, read_io
 from optismith.runtimes.base import IOSpec, Runtime, Session
-
-IO_FILE = "io.json"  # written next to each .pb by optismith.models.graphio
 
 
 def _tf() -> Any:
-    os.environ.setdefault("TF_OVERRIDE_GLOBAL_THREADPOOL", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    return tf
+    return import_tensorflow()
 
 
 def _shape(tensor_shape: Any) -> tuple[int | None, ...]:
@@ -103,7 +95,6 @@ class TensorFlowRuntime(Runtime):
         return _versions()
 
 
-@register
 class SavedModelRuntime(TensorFlowRuntime):
     """The baseline, served as TF Serving serves it: the SavedModel's MetaGraph loaded into a graph-mode
     Session (`tf.compat.v1.saved_model.loader.load`), fed and fetched by the signature's tensor names.
@@ -146,21 +137,15 @@ def graph_path(artifact: Path) -> Path:
 
 
 def read_graph_io(directory: Path) -> tuple[list[tuple[IOSpec, str]], list[tuple[IOSpec, str]]]:
-    """Parse the io.json sidecar: ([(spec, tensor name)] for inputs, same for outputs), sorted by name."""
-    data = json.loads((directory / IO_FILE).read_text(encoding="utf-8"))
+    """The io.json sidecar as ([(spec, tensor name)] for inputs, same for outputs), sorted by name."""
+    io = read_io(directory)
 
-    def entries(items: list[dict[str, Any]]) -> list[tuple[IOSpec, str]]:
-        parsed = [
-            (IOSpec(str(item["name"]), str(item["dtype"]),
-                    tuple(None if d is None or int(d) < 0 else int(d) for d in item["shape"])), str(item["tensor"]))
-            for item in items
-        ]
-        return sorted(parsed, key=lambda entry: entry[0].name)
+    def entries(tensors: tuple[TensorIO, ...]) -> list[tuple[IOSpec, str]]:
+        return [(IOSpec(t.name, t.dtype, t.shape), t.tensor) for t in tensors]
 
-    return entries(data["inputs"]), entries(data["outputs"])
+    return entries(io.inputs), entries(io.outputs)
 
 
-@register
 class GraphDefRuntime(TensorFlowRuntime):
     """A frozen or optimized GraphDef (`.pb`) with its `io.json` sidecar, in a graph-mode Session
     configured like the baseline's."""
@@ -196,7 +181,6 @@ class XlaSession(Session):
         return [np.asarray(results[spec.name]) for spec in self.outputs]
 
 
-@register
 class XlaRuntime(TensorFlowRuntime):
     """The SavedModel's serving function wrapped in `tf.function(jit_compile=True)`.
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from optismith.runtimes import register
 from optismith.runtimes.base import IOSpec, Runtime, Session
 
 
@@ -97,7 +96,6 @@ class TFLiteSession(Session):
         self._interpreter = None
 
 
-@register
 class TFLiteRuntime(Runtime):
     name = "tflite"
 

@@ -1,5 +1,3 @@
-"""The stage registry: inspect, freeze, optimize, quantize, convert, benchmark, evaluate, select, report."""
-
-from optismith.stages.base import STAGE_ORDER, Stage, StageContext, get_stage, register_stage
-
-__all__ = ["STAGE_ORDER", "Stage", "StageContext", "get_stage", "register_stage"]
+"""The stages, one module (or package) each: inspect, freeze, optimize, quantize, convert, benchmark,
+evaluate, select, report, promote. They are registered by name in optismith.pipeline.registry, import
+nothing from one another, and talk only through the run directory (optismith.runs)."""

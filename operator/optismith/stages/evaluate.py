@@ -12,19 +12,21 @@ import gc
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from optismith import catalog, tensors
 from optismith.errors import DataError, StageError
+from optismith.measure.host import default_threads
 from optismith.models.data import load_labelled
 from optismith.models.numerics import compare_outputs
 from optismith.results import Accuracy, Numerics, SourceInfo, StageRecord
+from optismith.runs import layout
+from optismith.runs.eligibility import load_options, resolve
+from optismith.runs.stage import Stage, StageContext, new_record
 from optismith.runtimes import IOSpec, Runtime
 from optismith.spec import BASELINE_VARIANT, StorageSpec
-from optismith.stages.base import Stage, StageContext, new_record, register_stage
-from optismith.stages.benchmark import default_threads
-from optismith.stages.eligibility import resolve
-from optismith.stages.feeds import align_inputs, load_samples, synthetic_inputs
 
 SYNTHETIC_SAMPLES = 64
 
@@ -49,11 +51,11 @@ def load_evaluation_npz(uri: str, storage: StorageSpec, inputs: Sequence[IOSpec]
 
 
 def predict(runtime: type[Runtime], artifact: Path, data: EvaluationData, *, threads: int,
-            batch: int) -> list[np.ndarray]:
+            batch: int, options: dict[str, Any] | None = None) -> list[np.ndarray]:
     """All outputs for all samples, computed `batch` samples at a time."""
-    session = runtime.load(artifact, threads=threads)
+    session = runtime.load(artifact, threads=threads, options=options)
     try:
-        aligned = align_inputs(data.inputs, session.inputs)
+        aligned = tensors.align(data.inputs, session.inputs)
         chunks: list[list[np.ndarray]] = []
         for start in range(0, data.count, batch):
             chunks.append([np.asarray(o) for o in session.run([a[start:start + batch] for a in aligned])])
@@ -91,16 +93,14 @@ def _model_inputs(ctx: StageContext, runtime: type[Runtime], baseline_path: Path
         session.close()
 
 
-@register_stage
 class EvaluateStage(Stage):
     name = "evaluate"
     requires = ("inspect",)
     per_target = True
-    description = "Accuracy (or agreement with the source model) of every variant."
 
     def run(self, ctx: StageContext) -> StageRecord:
         spec = ctx.spec
-        target = ctx.target.name if ctx.target else "local"
+        target = ctx.target_name
         variants = ctx.variants()
         baseline = next((v for v in variants if v.name == BASELINE_VARIANT), None)
         if baseline is None:
@@ -116,7 +116,8 @@ class EvaluateStage(Stage):
         data = self._data(ctx, baseline_runtime, baseline_path)
         ctx.progress(f"evaluating on {data.description}")
         try:
-            reference = predict(baseline_runtime, baseline_path, data, threads=threads, batch=batch)
+            reference = predict(baseline_runtime, baseline_path, data, threads=threads, batch=batch,
+                                options=load_options(catalog.get(catalog.BASELINE), spec))
         except (DataError, StageError):
             raise
         except Exception as error:
@@ -135,7 +136,9 @@ class EvaluateStage(Stage):
                 skipped[variant.name] = why
                 continue
             try:
-                outputs = predict(runtime, ctx.fetch(variant.artifact or ""), data, threads=threads, batch=batch)
+                entry = catalog.find(variant.name)
+                outputs = predict(runtime, ctx.fetch(variant.artifact or ""), data, threads=threads, batch=batch,
+                                  options=load_options(entry, spec) if entry else None)
                 results.append(self._accuracy(variant.name, target, data, reference, outputs, baseline_value))
             except Exception as error:
                 failed[variant.name] = f"{type(error).__name__}: {error}"[:2000]
@@ -157,12 +160,12 @@ class EvaluateStage(Stage):
         inputs = _model_inputs(ctx, runtime, baseline_path)
         if spec.evaluation.uri:
             return load_evaluation_npz(spec.evaluation.uri, spec.storage, inputs, spec.evaluation.samples)
-        samples = load_samples(ctx)
+        samples = ctx.read_arrays(layout.SAMPLE_INPUTS)
         if samples is not None:
             count = min(next(iter(samples.values())).shape[0], spec.evaluation.samples)
             arrays = {name: array[:count] for name, array in samples.items()}
             return EvaluationData(arrays, None, f"the inspect stage's {count} sample inputs (no evaluation.uri)")
-        return EvaluationData(synthetic_inputs(inputs, SYNTHETIC_SAMPLES), None,
+        return EvaluationData(tensors.synthetic(inputs, SYNTHETIC_SAMPLES), None,
                               f"{SYNTHETIC_SAMPLES} random inputs (no evaluation.uri and no saved samples)")
 
     @staticmethod

@@ -1,6 +1,6 @@
 """The inspect stage: fetch the model, recognise it, refuse unsafe graphs, and write the baseline.
 
-Leaves in the run directory:
+Leaves in the run directory (optismith.runs.layout):
     variants/tf-savedmodel/saved_model   the baseline every variant is built from and compared to
     samples/inputs.npz                   seeded random inputs, one array per signature input name
     samples/outputs.npz                  the baseline's outputs on them, one array per output name
@@ -8,44 +8,29 @@ Leaves in the run directory:
 
 from __future__ import annotations
 
-import io
 import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
-from optismith.errors import ModelSignatureError
+from optismith import catalog, tensors
+from optismith.errors import DataError, ModelSignatureError
 from optismith.models.analysis import flops_per_sample, saved_model_op_histogram, signature_tensors
 from optismith.models.formats import detect_format
 from optismith.models.freezing import freeze_saved_model
 from optismith.models.normalize import to_saved_model
-from optismith.models.samples import SAMPLE_COUNT, make_samples
 from optismith.models.security import check_findings, scan_model, scan_saved_model
 from optismith.models.source import materialize
 from optismith.results import SourceInfo, StageRecord, TensorInfo, VariantRecord
+from optismith.runs import layout
+from optismith.runs.stage import Stage, StageContext, new_record, tree_size
 from optismith.runtimes.tf import SavedModelRuntime
 from optismith.spec import ModelSource
-from optismith.stages.base import Stage, StageContext, new_record, register_stage
-from optismith.stages.variants import CATALOG, variant_key
 
 STAGE = "inspect"
-BASELINE = "tf-savedmodel"
-SAMPLE_INPUTS_KEY = "samples/inputs.npz"
-SAMPLE_OUTPUTS_KEY = "samples/outputs.npz"
+BASELINE = catalog.get(catalog.BASELINE)
+SAMPLE_COUNT = 32
 SAMPLE_SEED = 0
-
-
-def _size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def _bare(name: str) -> str:
-    head, sep, tail = name.rpartition(":")
-    return head if sep and tail.isdigit() else name
 
 
 def check_declared_names(source: ModelSource, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo]) -> None:
@@ -53,7 +38,7 @@ def check_declared_names(source: ModelSource, inputs: Sequence[TensorInfo], outp
     for kind, declared, actual in (("input", [t.name for t in source.inputs], inputs),
                                    ("output", list(source.outputs), outputs)):
         names = [t.name for t in actual]
-        unknown = [name for name in declared if _bare(name) not in names]
+        unknown = [name for name in declared if tensors.bare_name(name) not in names]
         if unknown:
             raise ModelSignatureError(
                 f"signature {source.signature!r} has no {kind} {unknown[0]!r}; its {kind}s are {names}",
@@ -61,16 +46,8 @@ def check_declared_names(source: ModelSource, inputs: Sequence[TensorInfo], outp
             )
 
 
-def _npz(arrays: dict[str, np.ndarray]) -> bytes:
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)  # type: ignore[arg-type]
-    return buffer.getvalue()
-
-
-@register_stage
 class InspectStage(Stage):
     name = STAGE
-    description = "Fetch and recognise the model, refuse unsafe graphs, write the baseline SavedModel."
 
     def run(self, ctx: StageContext) -> StageRecord:
         spec = ctx.spec
@@ -99,13 +76,13 @@ class InspectStage(Stage):
         info = SourceInfo(
             format=fmt, uri=source.uri, signature=source.signature, inputs=inputs, outputs=outputs,
             op_histogram=histogram, op_count=sum(histogram.values()), parameter_count=frozen.parameter_count,
-            flops_per_sample=flops_per_sample(frozen.graph_def, frozen.io), size_bytes=_size(local),
+            flops_per_sample=flops_per_sample(frozen.graph_def, frozen.io), size_bytes=tree_size(local),
         )
-        size = ctx.publish(variant_key(BASELINE), baseline)
+        size = ctx.publish(BASELINE.key, baseline)
         build_seconds = time.perf_counter() - started
         samples = self._samples(ctx, baseline, inputs)
         variant = VariantRecord(
-            name=BASELINE, runtime=CATALOG[BASELINE].runtime, status="built", artifact=variant_key(BASELINE),
+            name=BASELINE.name, runtime=BASELINE.runtime, status="built", artifact=BASELINE.key,
             size_bytes=size, built_by=STAGE, build_seconds=build_seconds, op_count=info.op_count,
             details={"format": fmt, "source_size_bytes": info.size_bytes},
         )
@@ -117,18 +94,18 @@ class InspectStage(Stage):
     def _samples(self, ctx: StageContext, baseline: Path, inputs: list[TensorInfo]) -> dict[str, object]:
         """Seeded inputs and the baseline's outputs on them, so later stages check numerics cheaply."""
         try:
-            arrays = make_samples(inputs, SAMPLE_COUNT, SAMPLE_SEED)
-        except TypeError as error:  # e.g. string inputs: nothing sensible to invent
-            for key in (SAMPLE_INPUTS_KEY, SAMPLE_OUTPUTS_KEY):  # never leave an earlier attempt's samples
+            arrays = tensors.synthetic(inputs, SAMPLE_COUNT, SAMPLE_SEED)
+        except DataError as error:  # e.g. string inputs: nothing sensible to invent
+            for key in (layout.SAMPLE_INPUTS, layout.SAMPLE_OUTPUTS):  # never leave an earlier attempt's samples
                 ctx.store.delete(key)
-            return {"written": False, "reason": f"cannot make sample inputs: {error}"}
+            return {"written": False, "reason": f"cannot make sample inputs: {error.what}"}
         session = SavedModelRuntime.load(baseline, threads=1, options={"signature": ctx.spec.model.signature})
         try:
             results = session.run([arrays[spec.name] for spec in session.inputs])
         finally:
             session.close()
-        ctx.store.write_bytes(SAMPLE_INPUTS_KEY, _npz(arrays))
-        ctx.store.write_bytes(SAMPLE_OUTPUTS_KEY, _npz(
-            {spec.name: value for spec, value in zip(session.outputs, results, strict=True)}))
+        ctx.write_arrays(layout.SAMPLE_INPUTS, arrays)
+        ctx.write_arrays(layout.SAMPLE_OUTPUTS,
+                         {spec.name: value for spec, value in zip(session.outputs, results, strict=True)})
         return {"written": True, "count": SAMPLE_COUNT, "seed": SAMPLE_SEED,
-                "inputs": SAMPLE_INPUTS_KEY, "outputs": SAMPLE_OUTPUTS_KEY}
+                "inputs": layout.SAMPLE_INPUTS, "outputs": layout.SAMPLE_OUTPUTS}

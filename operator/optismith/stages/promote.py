@@ -13,39 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from optismith.errors import StageError
-from optismith.results import Candidate, PromotionManifest, RunManifest, Selection, StageRecord
-from optismith.stages.base import Stage, StageContext, new_record, register_stage
-from optismith.stages.digests import tree_digest
-from optismith.stages.report import MANIFEST_KEY
+from optismith.results import Candidate, PromotionManifest, PromotionOutcome, RunManifest, Selection, StageRecord
+from optismith.runs import layout
+from optismith.runs.manifest import artifact_digest, artifact_files, sealed_mismatches
+from optismith.runs.stage import Stage, StageContext, new_record
 from optismith.storage import Storage, open_storage
-from optismith.storage.base import sha256_file
-
-PROMOTION_KEY = "promotion.json"
-
-
-def artifact_files(path: Path) -> dict[str, str]:
-    """Relative path ('' for a single file) -> sha256 of each file of an artifact."""
-    if path.is_file():
-        return {"": sha256_file(path)}
-    return {p.relative_to(path).as_posix(): sha256_file(p) for p in sorted(path.rglob("*")) if p.is_file()}
-
-
-def artifact_digest(files: dict[str, str]) -> str:
-    """A file's sha256, or the tree digest of a directory's files."""
-    if set(files) == {""}:
-        return files[""]
-    return tree_digest(files.items())
-
-
-def _mismatches(run_manifest: RunManifest, artifact_key: str, files: dict[str, str]) -> list[str]:
-    """Files of the fetched artifact whose digest differs from what the run sealed in its manifest."""
-    sealed = {entry.path: entry.sha256 for entry in run_manifest.files}
-    problems = []
-    for relative, digest in files.items():
-        key = f"{artifact_key.rstrip('/')}/{relative}" if relative else artifact_key
-        if sealed.get(key) != digest:
-            problems.append(key)
-    return problems
 
 
 def _metrics(candidate: Candidate) -> dict[str, float | None]:
@@ -57,6 +29,10 @@ def _metrics(candidate: Candidate) -> dict[str, float | None]:
     }
 
 
+def _not_promoted(reason: str) -> dict[str, Any]:
+    return PromotionOutcome(promoted=False, reason=reason).model_dump(exclude_none=True)
+
+
 def _upload(destination: Storage, key: str, path: Path) -> None:
     if path.is_dir():
         destination.upload_tree(key, path)
@@ -64,18 +40,16 @@ def _upload(destination: Storage, key: str, path: Path) -> None:
         destination.upload_file(key, path)
 
 
-@register_stage
 class PromoteStage(Stage):
     name = "promote"
     requires = ("select", "report")
-    description = "Copy the winner to promotion.uri (artifact first, promotion.json last)."
 
     def run(self, ctx: StageContext) -> StageRecord:
         refusal = self._refusal(ctx)
         if isinstance(refusal, str):
             ctx.progress(f"not promoted: {refusal}")
             return new_record(ctx, "promote", message=f"not promoted: {refusal}; the previous promotion is "
-                              "left untouched", payload={"promoted": False, "reason": refusal})
+                              "left untouched", payload=_not_promoted(refusal))
         selection, winner = refusal
         promotion = ctx.spec.promotion
         assert promotion is not None  # _refusal returned a reason otherwise
@@ -85,15 +59,15 @@ class PromoteStage(Stage):
                              fix="re-run the build stages and the selection")
         local = ctx.fetch(variant.artifact)
         files = artifact_files(local)
-        run_manifest = RunManifest.model_validate_json(ctx.store.read_bytes(MANIFEST_KEY))
-        changed = _mismatches(run_manifest, variant.artifact, files)
+        run_manifest = RunManifest.model_validate_json(ctx.store.read_bytes(layout.MANIFEST))
+        changed = sealed_mismatches(run_manifest, variant.artifact, files)
         if changed:
             reason = f"the winner's files differ from the run's manifest: {', '.join(changed[:5])}"
             return new_record(ctx, "promote", message=f"not promoted: {reason}",
-                              payload={"promoted": False, "reason": reason})
+                              payload=_not_promoted(reason))
         digest = artifact_digest(files)
         destination = open_storage(promotion.uri, ctx.spec.storage)
-        artifact_key = f"artifacts/{digest}/{Path(variant.artifact.rstrip('/')).name}"
+        artifact_key = layout.promoted_artifact(digest, Path(variant.artifact.rstrip("/")).name)
         ctx.progress(f"uploading {winner.variant} to {destination.key_uri(artifact_key)}")
         _upload(destination, artifact_key, local)
         metadata = ctx.manifest.metadata
@@ -105,12 +79,12 @@ class PromoteStage(Stage):
             metrics={**_metrics(winner), "batch_size": float(selection.batch_size)},
         )
         # The switch: readers see the old promotion.json or this one, never a partial state.
-        destination.write_bytes(PROMOTION_KEY, manifest.model_dump_json(indent=2).encode())
-        payload: dict[str, Any] = {
-            "promoted": True, "uri": destination.uri, "digest": f"sha256:{digest}", "variant": winner.variant,
-            "target": winner.target, "artifact": destination.key_uri(artifact_key),
-            "manifest": destination.key_uri(PROMOTION_KEY),
-        }
+        destination.write_bytes(layout.PROMOTION, manifest.model_dump_json(indent=2).encode())
+        payload = PromotionOutcome(
+            promoted=True, uri=destination.uri, digest=f"sha256:{digest}", variant=winner.variant,
+            target=winner.target, artifact=destination.key_uri(artifact_key),
+            manifest=destination.key_uri(layout.PROMOTION),
+        ).model_dump()
         return new_record(ctx, "promote", message=f"promoted {winner.variant} ({winner.target}) to "
                           f"{destination.uri} as {digest[:12]}", payload=payload)
 
@@ -131,6 +105,6 @@ class PromoteStage(Stage):
                        if c.variant == selection.winner and c.target == selection.winner_target), None)
         if winner is None or not winner.passed:
             return f"the selected {selection.winner} did not pass the gates"
-        if not ctx.store.exists(MANIFEST_KEY):
+        if not ctx.store.exists(layout.MANIFEST):
             return "the run is incomplete (no manifest.json): only sealed runs are promoted"
         return selection, winner

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from optismith.errors import StageError
 from optismith.results import Accuracy, Candidate, ConfigResult, Selection, StageRecord, VariantBenchmark
+from optismith.runs.stage import Stage, StageContext, new_record
 from optismith.spec import ModelOptimizationSpec, Objective, percent, seconds, size_bytes
-from optismith.stages.base import Stage, StageContext, new_record, register_stage
 
 _EPSILON = 1e-12
 
@@ -211,11 +211,9 @@ def _winner_message(winner: Candidate, objective: Objective, batch: int, passing
             f"gates: {', '.join(parts)}.")
 
 
-@register_stage
 class SelectStage(Stage):
     name = "select"
     requires = ("benchmark", "evaluate")
-    description = "Pick the best variant that passes the accuracy, latency and size gates."
 
     def run(self, ctx: StageContext) -> StageRecord:
         spec = ctx.spec

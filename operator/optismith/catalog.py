@@ -1,0 +1,129 @@
+"""The variant catalog: every variant Optismith can build, as data.
+
+One entry says everything the rest of the code needs to know about a variant: which runtime runs it,
+which stage builds it and with which builder (a `module:callable` path, imported only when the variant
+is built), the artifact's name under `variants/<name>/`, the builder's and the runtime's options, and
+what it needs (calibration data, a GPU). The spec's enum and defaults, the CRD, docs/reference.md, the
+plan and the build stages all read this table, so adding a variant is one entry here plus its builder.
+
+Pure data: no imports beyond the standard library, so every layer may read it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+Options = Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    description: str
+    runtime: str  # key in optismith.runtimes
+    stage: str  # the stage that builds it
+    artifact: str  # file or directory name under variants/<name>/
+    builder: str = ""  # "module:callable" the stage calls to build it; "" when the stage builds it itself
+    options: Options = field(default_factory=lambda: MappingProxyType({}))  # passed to the builder
+    runtime_options: Options = field(default_factory=lambda: MappingProxyType({}))  # passed to Runtime.load
+    calibration: bool = False  # needs calibration data (static int8)
+    gpu: bool = False  # runs only on a GPU target
+    default: bool = True  # in spec.variants when the manifest leaves it out
+    exact: bool = False  # a graph rewrite: rejected when outputs move beyond spec.optimize.maxAbsError
+
+    @property
+    def key(self) -> str:
+        """The artifact's key in the run directory."""
+        return f"variants/{self.name}/{self.artifact}"
+
+
+BASELINE = "tf-savedmodel"
+
+_TFLITE = "optismith.builders.tflite:build"
+_ONNX = "optismith.builders.onnx:build"
+
+_ENTRIES: tuple[Variant, ...] = (
+    Variant(BASELINE, "The source as TF Serving serves it: SavedModel signature, graph mode.",
+            "tf-savedmodel", "inspect", "saved_model"),
+    Variant("tf-frozen", "Variables folded into constants.", "tf-graphdef", "freeze", "frozen.pb", exact=True),
+    Variant("tf-grappler", "Frozen graph after offline Grappler passes.", "tf-graphdef", "optimize",
+            "optimized.pb", builder="optismith.builders.graph:grappler", exact=True),
+    # XLA JIT is opt-in: measured 5-7x slower than the baseline on MobileNetV2 on CPU.
+    Variant("tf-xla", "XLA jit_compile of the serving function (opt-in).", "tf-xla", "optimize", "saved_model",
+            builder="optismith.builders.graph:xla", default=False, exact=True),
+    Variant("tflite-fp32", "TFLite, float32.", "tflite", "quantize", "model.tflite", builder=_TFLITE,
+            options=MappingProxyType({"quantization": "none"})),
+    Variant("tflite-fp16", "TFLite, float16 weights.", "tflite", "quantize", "model.tflite", builder=_TFLITE,
+            options=MappingProxyType({"quantization": "float16"})),
+    Variant("tflite-dynamic-int8", "TFLite, int8 weights, dynamic-range activations.", "tflite", "quantize",
+            "model.tflite", builder=_TFLITE, options=MappingProxyType({"quantization": "dynamic-int8"})),
+    Variant("tflite-int8", "TFLite, full int8 with float input/output.", "tflite", "quantize", "model.tflite",
+            builder=_TFLITE, options=MappingProxyType({"quantization": "int8", "io": "float"}), calibration=True),
+    Variant("tflite-int8-io", "TFLite, full int8 with int8 input/output.", "tflite", "quantize", "model.tflite",
+            builder=_TFLITE, options=MappingProxyType({"quantization": "int8", "io": "int8"}), calibration=True),
+    Variant("onnx-fp32", "ONNX Runtime, float32.", "onnxruntime", "convert", "model.onnx", builder=_ONNX,
+            options=MappingProxyType({"quantization": "none"})),
+    Variant("onnx-int8", "ONNX Runtime, static QDQ per-channel int8.", "onnxruntime", "convert", "model.onnx",
+            builder=_ONNX, options=MappingProxyType({"quantization": "static-int8"}), calibration=True),
+    # A directory: the IR is model.xml plus model.bin, and both must travel together.
+    Variant("openvino-fp32", "OpenVINO IR (model.xml + model.bin), float32.", "openvino", "convert", "ir",
+            builder="optismith.builders.openvino:build", options=MappingProxyType({"precision": "f32"}),
+            runtime_options=MappingProxyType({"precision": "f32"})),
+    Variant("tftrt-fp16", "TF-TRT, float16 (GPU targets).", "tf-savedmodel", "convert", "saved_model",
+            builder="optismith.builders.tftrt:build", options=MappingProxyType({"precision": "FP16"}), gpu=True),
+    Variant("tftrt-int8", "TF-TRT, int8 (GPU targets).", "tf-savedmodel", "convert", "saved_model",
+            builder="optismith.builders.tftrt:build", options=MappingProxyType({"precision": "INT8"}), gpu=True,
+            calibration=True),
+)
+
+_CATALOG: dict[str, Variant] = {entry.name: entry for entry in _ENTRIES}
+
+
+def names() -> list[str]:
+    """Every variant, in catalog order (the order variants are built and reported in)."""
+    return list(_CATALOG)
+
+
+def default_names() -> list[str]:
+    return [entry.name for entry in _CATALOG.values() if entry.default]
+
+
+def get(name: str) -> Variant:
+    try:
+        return _CATALOG[name]
+    except KeyError:
+        raise KeyError(f"unknown variant {name!r}; known: {', '.join(_CATALOG)}") from None
+
+
+def find(name: str) -> Variant | None:
+    return _CATALOG.get(name)
+
+
+def built_by(stage: str, requested: Iterable[str] | None = None) -> list[Variant]:
+    """The variants `stage` builds, in catalog order; only those in `requested` when it is given."""
+    wanted = None if requested is None else set(requested)
+    return [v for v in _CATALOG.values() if v.stage == stage and (wanted is None or v.name in wanted)]
+
+
+def building_stages() -> list[str]:
+    """Stages that build variants, in the order of their first variant."""
+    return list(dict.fromkeys(v.stage for v in _CATALOG.values()))
+
+
+@contextlib.contextmanager
+def extended(*entries: Variant) -> Iterator[None]:
+    """The catalog with `entries` added, for as long as the block runs (tests and plugins in-process)."""
+    added = [entry for entry in entries if entry.name not in _CATALOG]
+    clashes = [entry.name for entry in entries if entry not in added]
+    if clashes:
+        raise ValueError(f"variants already in the catalog: {clashes}")
+    for entry in added:
+        _CATALOG[entry.name] = entry
+    try:
+        yield
+    finally:
+        for entry in added:
+            _CATALOG.pop(entry.name, None)

@@ -1,0 +1,64 @@
+"""Where results go and how the work runs: output, promotion, targets, retries, caps, model policy."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from optismith.spec.base import SpecModel
+from optismith.spec.quantities import DnsName, Duration, Size, Uri
+
+
+class OutputSpec(SpecModel):
+    uri: Uri = Field(description="Run directory root: local path, file:// or s3://bucket/prefix.")
+
+
+class PromotionSpec(SpecModel):
+    uri: Uri = Field(description="Stable location the winner is copied to when it passes the gates.")
+
+
+class Toleration(SpecModel):
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] | None = None
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = None
+
+
+class ResourcesSpec(SpecModel):
+    requests: dict[str, str] = Field(default_factory=dict, description="e.g. {cpu: '2', memory: 4Gi}")
+    limits: dict[str, str] = Field(default_factory=dict, description="e.g. {cpu: '2', memory: 4Gi}")
+
+
+class TargetSpec(SpecModel):
+    name: DnsName = Field(description="Target name, used in Job names and metrics labels.")
+    kind: Literal["cpu", "gpu"] = Field("cpu", description="Hardware kind.")
+    image: str | None = Field(None, max_length=512, description="Worker image; default from the operator.")
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec, description="Worker requests and limits.")
+    gpus: int = Field(0, ge=0, le=16, description="nvidia.com/gpu count (gpu targets default to 1).")
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[Toleration] = Field(default_factory=list, max_length=32)
+
+
+class ExecutionSpec(SpecModel):
+    max_attempts: int = Field(3, ge=1, le=20, description="Attempts per stage before the run fails.")
+    backoff: Duration = Field("10s", description="Delay before the first retry; doubles each attempt.")
+    stage_deadline: Duration = Field("1h", description="activeDeadlineSeconds of each stage's Job.")
+    unschedulable_timeout: Duration = Field(
+        "5m", description="How long a Job may stay unschedulable before the run is Stalled."
+    )
+
+
+class LimitsSpec(SpecModel):
+    max_model_size: Size = Field("4Gi", description="Largest model download or archive.")
+    max_expanded_size: Size = Field("8Gi", description="Largest total size after unpacking an archive.")
+    max_archive_entries: int = Field(100000, ge=1, le=10000000, description="Most files in an archive.")
+
+
+class SecuritySpec(SpecModel):
+    allow_ops: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
+        default_factory=list, max_length=64,
+        description="Ops that touch files or the host (e.g. WriteFile) to allow anyway. Models are programs: "
+        "only list ops you trust the model to use.",
+    )

@@ -1,0 +1,88 @@
+"""The CRD accepts exactly the manifests the spec model accepts: every cross-field validator carries its CEL
+twin, the CRD carries every default the model applies, and a table of valid and invalid specs gets the same
+verdict from both (the API server's side is the test harness's admission: defaults, pruning, structural
+validation, CEL rules, strict field validation)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from optismith.spec import ModelOptimizationSpec, SpecModel, parse_spec, validators_without_cel
+from tests.spec.gates import crd_gate, operator_gate
+
+MINIMAL: dict[str, Any] = {"model": {"uri": "s3://models/m/"}, "output": {"uri": "s3://runs/"}}
+
+
+def spec(**overrides: Any) -> dict[str, Any]:
+    return {**MINIMAL, **overrides}
+
+
+def spec_models(root: type[BaseModel]) -> set[type[SpecModel]]:
+    """Every spec model reachable from `root` through its fields."""
+    found: set[type[SpecModel]] = set()
+    pending: list[Any] = [root]
+    while pending:
+        model = pending.pop()
+        if not (isinstance(model, type) and issubclass(model, SpecModel)) or model in found:
+            continue
+        found.add(model)
+        for field in model.model_fields.values():
+            annotation = field.annotation
+            pending.extend([annotation, *getattr(annotation, "__args__", ())])
+    return found
+
+
+def test_every_cross_field_validator_has_a_cel_twin() -> None:
+    models = spec_models(ModelOptimizationSpec)
+    assert len(models) > 10, models
+    missing = {model.__name__: validators_without_cel(model) for model in models if validators_without_cel(model)}
+    assert not missing, f"model validators without @cross_field(cel=...): {missing}"
+
+
+VALID = {
+    "minimal: only model and output": MINIMAL,
+    "int8 variants without calibration data (they are skipped at run time)": spec(variants=["tflite-int8"]),
+    "selection at a swept batch size": spec(selection={"batchSize": 8}),
+    "selection at a batch size swept only there": spec(selection={"batchSize": 4}, benchmark={"batchSizes": [4]}),
+    "frozen graph with its inputs and outputs": spec(model={
+        "uri": "m.pb", "format": "frozen-graph", "inputs": [{"name": "x", "shape": [-1, 4]}], "outputs": ["y"]}),
+    "two targets": spec(targets=[{"name": "cpu"}, {"name": "gpu", "kind": "gpu"}]),
+    "promotion and synthetic calibration": spec(promotion={"uri": "s3://models/m/optimized"},
+                                                calibration={"synthetic": True}),
+}
+INVALID = {
+    "a batch size that is not swept": spec(selection={"batchSize": 4}),
+    "a batch size the sweep no longer has": spec(benchmark={"batchSizes": [2, 16]}),
+    "two targets of one name": spec(targets=[{"name": "cpu"}, {"name": "cpu", "kind": "gpu"}]),
+    "the default target's name twice": spec(targets=[{"name": "cpu"}, {"name": "cpu"}]),
+    "a frozen graph without inputs": spec(model={"uri": "m.pb", "format": "frozen-graph", "outputs": ["y"]}),
+    "a checkpoint without outputs": spec(model={"uri": "m.meta", "format": "checkpoint",
+                                                "inputs": [{"name": "x", "shape": [-1, 4]}]}),
+    "no output": {"model": {"uri": "s3://models/m/"}},
+    "an unknown variant": spec(variants=["tflite-int4"]),
+    "a batch size of 0": spec(benchmark={"batchSizes": [0]}),
+    "a percentage without %": spec(selection={"constraints": {"maxAccuracyDrop": "0.01"}}),
+    "a number where a duration goes": spec(benchmark={"timeBudget": 3}),
+    "a string where an integer goes": spec(benchmark={"minRounds": "15"}),
+    "a misspelled field": spec(benchmark={"batchSizez": [1]}),
+    "a target name that is no DNS label": spec(targets=[{"name": "Not_DNS"}]),
+}
+
+
+@pytest.mark.parametrize("document", list(VALID.values()), ids=list(VALID))
+def test_valid_specs_pass_both_gates(document: dict[str, Any]) -> None:
+    stored, causes = crd_gate(document)
+    assert causes == [], causes
+    assert operator_gate(document) is None
+    # What the API server stored (its defaults applied) means the same to the model as what was written.
+    assert parse_spec(stored) == parse_spec(document)
+
+
+@pytest.mark.parametrize("document", list(INVALID.values()), ids=list(INVALID))
+def test_invalid_specs_fail_both_gates(document: dict[str, Any]) -> None:
+    _, causes = crd_gate(document)
+    assert causes, "the CRD accepts it"
+    assert operator_gate(document) is not None, "the spec model accepts it"
