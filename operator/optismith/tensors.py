@@ -51,19 +51,24 @@ def normalized_name(name: str) -> str:
 class NameMismatch(ValueError):
     """Some wanted names have no counterpart."""
 
+    def __init__(self, message: str, missing: list[str]) -> None:
+        super().__init__(message)
+        self.missing = missing
 
-def match_names(available: Sequence[str], wanted: Sequence[str]) -> list[int]:
-    """For each wanted name, the index of its counterpart in `available` (see the module docstring)."""
+
+def match_names(available: Sequence[str], wanted: Sequence[str], *, positional: bool = True) -> list[int]:
+    """For each wanted name, the index of its counterpart in `available` (see the module docstring). Data
+    files match by name only (`positional=False`): their arrays have no order a model could rely on."""
     keys: tuple[Callable[[str], str], ...] = (str, bare_name, normalized_name)
     tables = [(key, {key(n): i for i, n in enumerate(available)}) for key in keys]
     found: list[int | None] = [next((table[key(name)] for key, table in tables if key(name) in table), None)
                                for name in wanted]
     if all(i is not None for i in found):
         return [i for i in found if i is not None]
-    if len(available) == len(wanted) and all(i is None for i in found):
+    if positional and len(available) == len(wanted) and all(i is None for i in found):
         return list(range(len(available)))
     missing = [name for name, index in zip(wanted, found, strict=True) if index is None]
-    raise NameMismatch(f"no tensors named {missing}; there are {list(available)}")
+    raise NameMismatch(f"no tensors named {missing}; there are {list(available)}", missing)
 
 
 def align(arrays: Mapping[str, np.ndarray], specs: Sequence[TensorLike]) -> list[np.ndarray]:

@@ -68,6 +68,13 @@ def test_validate_names_the_bad_field(tmp_path: Path) -> None:
     assert "Fix:" in result.stderr
 
 
+def test_validate_accepts_a_manifest_with_only_a_model_and_an_output(tmp_path: Path) -> None:
+    path = write_manifest(tmp_path / "m.yaml", {"model": {"uri": "m"}, "output": {"uri": "o"}})
+    result = optismith("validate", "-f", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "digits: valid" in result.stdout
+
+
 @pytest.mark.tf
 @pytest.mark.slow
 def test_run_end_to_end_writes_a_complete_verified_run(digits_dir: Path, tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 from optismith.errors import DataError
 from optismith.storage import open_storage
 from optismith.storage.local import LocalStorage
-from optismith.tensors import TensorLike, bare_name, shape_text
+from optismith.tensors import NameMismatch, TensorLike, bare_name, match_names, shape_text
 
 if TYPE_CHECKING:
     from optismith.spec import StorageSpec
@@ -102,23 +102,17 @@ def _choose_arrays(archive: np.lib.npyio.NpzFile, inputs: Sequence[TensorLike], 
             f"no array named {SINGLE_INPUT_KEY!r} (or {inputs[0].name!r}); the file has {found}",
             where=uri, fix=f"store the inputs as 'x': {_SAVEZ_HINT}",
         )
-    chosen: list[str] = []
-    missing: list[str] = []
-    for spec in inputs:
-        match = next((k for k in (spec.name, bare_name(spec.name)) if k in found), None)
-        if match is None:
-            missing.append(spec.name)
-        else:
-            chosen.append(match)
-    if missing:
+    try:
+        return [found[i] for i in match_names(found, [spec.name for spec in inputs], positional=False)]
+    except NameMismatch as mismatch:
         names = [bare_name(s.name) for s in inputs]
+        missing = mismatch.missing
         raise DataError(
             f"the model has {len(inputs)} inputs {names} but the file has no array for {missing}; "
             f"it has {found}",
             where=uri, fix="store one array per input, named after the input: numpy.savez(path, "
             + ", ".join(f"{n}=..." for n in names) + ")",
-        )
-    return chosen
+        ) from None
 
 
 def _checked(archive: np.lib.npyio.NpzFile, key: str, spec: TensorLike, uri: str) -> np.ndarray:
