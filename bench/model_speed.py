@@ -173,8 +173,7 @@ class Candidate:
 
 def optismith_candidates(run: OptismithRun) -> tuple[list[Candidate], dict[str, str]]:
     """The baseline and every variant that can run here; and why the others cannot."""
-    from optismith.stages.eligibility import resolve
-
+    from optismith.runs.eligibility import resolve
     from optismith.runtimes import get_runtime
 
     candidates: list[Candidate] = []

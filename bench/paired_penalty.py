@@ -60,20 +60,20 @@ def measure(variant: Callable[[], object], baseline: Callable[[], object], round
 
 
 def run(run_dir: Path, variants: list[str], threads: list[int], rounds: int) -> list[dict[str, Any]]:
-    from optismith.stages.variants import CATALOG, variant_key
-
+    from optismith import catalog
+    from optismith.runs.layout import variant_artifact
     from optismith.runtimes import get_runtime
 
     with np.load(run_dir / "samples" / "inputs.npz") as data:
         x = np.ascontiguousarray(data[data.files[0]][:1], dtype=np.float32)
     rows = []
     for count in threads:
-        baseline = get_runtime("tf-savedmodel").load(run_dir / variant_key("tf-savedmodel"), threads=count)
+        baseline = get_runtime("tf-savedmodel").load(run_dir / variant_artifact("tf-savedmodel"), threads=count)
         for name in variants:
-            path = run_dir / variant_key(name)
+            path = run_dir / variant_artifact(name)
             if not path.exists():
                 continue
-            session = get_runtime(CATALOG[name].runtime).load(path, threads=count)
+            session = get_runtime(catalog.get(name).runtime).load(path, threads=count)
             result = measure(lambda s=session: s.run([x]), lambda b=baseline: b.run([x]), rounds)
             rows.append({"variant": name, "threads": count, **result})
             session.close()

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import csv_words
+from bench.common import ROOT, csv_words
 
 MODEL_NAMES = ("digits", "mobilenetv2", "resnet50")
 
@@ -101,8 +101,8 @@ def make_source_in_subprocess(name: str, workdir: Path) -> Source:
     """make_source in a child process, so that the caller never imports TensorFlow. On Linux a process
     inherits the peak RSS of the one that started it in its own ru_maxrss, so stage processes started by a
     parent that had TensorFlow loaded would all report at least the parent's memory."""
-    done = subprocess.run([sys.executable, __file__, name, str(workdir)], capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run([sys.executable, "-m", "bench.sources", name, str(workdir)], capture_output=True,
+                          text=True, check=False, cwd=ROOT)
     if done.returncode != 0:
         raise SystemExit(f"making the {name} model failed:\n{done.stderr[-3000:]}")
     fields = json.loads(done.stdout.strip().splitlines()[-1])
