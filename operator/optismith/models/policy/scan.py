@@ -92,7 +92,8 @@ class _GraphScan:
             if node.op in self.graph.library:
                 continue  # a call by name: the function's own nodes are checked
             if self.check_devices and _remote(node.device):
-                self.refuse(loc, node.op, f"is placed on a remote device {node.device!r}", ops.NETWORK)
+                self.refuse(loc, node.op, f"is placed on a remote device {node.device!r} (export with "
+                            "clear_devices=True)")
             verdict = verdict_of(node.op)
             if verdict.klass == "allowed":
                 continue
