@@ -150,7 +150,7 @@ def dataset_from_graph_savedmodel(dest: Path, source: str) -> Path:
     from tensorflow.python.ops import gen_dataset_ops, gen_experimental_dataset_ops
 
     hidden = tf.data.Dataset.from_tensors(tf.constant(source)).map(tf.io.read_file)
-    embedded = bytes(hidden._as_serialized_graph().numpy())  # noqa: SLF001 - that is the attack
+    embedded = bytes(hidden._as_serialized_graph().numpy())  # the attack: a graph serialized into a string
     graph = tf.Graph()
     with graph.as_default():
         x = tf.compat.v1.placeholder(tf.float32, [None, 4], name="x")

@@ -73,9 +73,10 @@ CASES: dict[str, tuple[Build, list[str]]] = {
     "files: Skipgram (deprecated, injected into the protobuf)": (_skipgram, ["Skipgram"]),
     "files: ImmutableConst (memory-maps a file)": (_op(lambda tf, x, p: tf.raw_ops.ImmutableConst(
         dtype=tf.float32, shape=[1], memory_region_name=str(p.secret))), ["ImmutableConst"]),
-    "files: FixedUnigramCandidateSampler with a vocab_file": (_op(lambda tf, x, p: tf.random.fixed_unigram_candidate_sampler(
-        true_classes=tf.constant([[0]], tf.int64), num_true=1, num_sampled=1, unique=True, range_max=2,
-        vocab_file=str(p.secret))[0]), ["FixedUnigramCandidateSampler"]),
+    "files: FixedUnigramCandidateSampler with a vocab_file": (_op(
+        lambda tf, x, p: tf.random.fixed_unigram_candidate_sampler(
+            true_classes=tf.constant([[0]], tf.int64), num_true=1, num_sampled=1, unique=True, range_max=2,
+            vocab_file=str(p.secret))[0]), ["FixedUnigramCandidateSampler"]),
     "datasets from files: MatchingFilesDataset": (_op(lambda tf, x, p: _cardinality(
         tf, tf.raw_ops.MatchingFilesDataset(patterns=[f"{p.secret.parent}/*"]))), ["MatchingFilesDataset"]),
     "datasets from services: DataServiceDatasetV4": (_op(lambda tf, x, p: _cardinality(
