@@ -116,6 +116,25 @@ _allow("tf.data in memory (sources are tensors; the functions are scanned)", """
     StatsAggregatorSummary ExperimentalStatsAggregatorSummary SetStatsAggregatorDataset
     ExperimentalSetStatsAggregatorDataset""")
 
+# --- categories of refusal ------------------------------------------------------------------------------------
+FILES = Category("files", "reads or writes files on the host")
+HOST = Category("host configuration", "changes process-wide file system settings (S3 endpoints, credentials)")
+FILE_DATASETS = Category("datasets from files", "a tf.data source or sink backed by files or a database")
+SERVICE_DATASETS = Category("datasets from services", "talks to a tf.data service over the network")
+EMBEDDED = Category("embedded programs", "runs a graph or program carried in a string the scan cannot see into",
+                    allowable=False)
+CROSS_SESSION = Category("cross-session state", "reaches tensors or resources by string handle, outside the graph")
+SUMMARIES = Category("summaries and debugger taps", "writes event files or databases, or streams tensors to a URL")
+PYTHON = Category("Python", "calls Python code registered in the loading process")
+PROCESS = Category("process", "ends or stalls the process (exit(0), abort, sleep)")
+NETWORK = Category("network and cluster", "sends or receives tensors to other devices, tasks or RPC peers")
+ACCELERATOR = Category("accelerator control", "TPU and XLA host transfers, compilation and system configuration")
+TEST_ONLY = Category("test-only", "compiled in for TensorFlow's own tests")
+INTERNAL = Category("internal", "an internal op of TensorFlow's own rewriters and runtime; exporters never write it")
+UNREVIEWED = Category("unreviewed", "not on the reviewed lists (a new or custom op)")
+STRUCTURE = Category("model structure", "the model is built to make TensorFlow touch the host", allowable=False)
+PROCESS_MEMORY = Category("process memory", "reads memory the process never initialised")
+
 # --- gated: legitimate in one place only (the scanner checks the place) ---------------------------------------
 SAVER_RESTORE_ONLY = names("RestoreV2 Restore RestoreSlice")
 SAVER_SAVE_ONLY = names("SaveV2 Save SaveSlices MergeV2Checkpoints")
@@ -130,6 +149,7 @@ OPAQUE_DTYPES = frozenset({20, 21})  # DT_RESOURCE, DT_VARIANT
 class AttributeGate:
     attribute: str
     condition: str  # what the attribute must be, in words
+    category: Category  # what a node that fails the gate is
 
     def passes(self, node: object) -> bool:
         attr = getattr(node, "attr", {})
@@ -151,36 +171,22 @@ _GATE_CHECKS = {
 }
 
 ATTRIBUTE_GATES: dict[str, AttributeGate] = {
-    "PrintV2": AttributeGate("output_stream", "output_stream is stderr, stdout or the log, not a file://"),
-    "DecodeProtoV2": AttributeGate("descriptor_source", "descriptor_source is the linked-in pool or bytes://"),
-    "EncodeProto": AttributeGate("descriptor_source", "descriptor_source is the linked-in pool or bytes://"),
-    "FixedUnigramCandidateSampler": AttributeGate("vocab_file", "vocab_file is empty (unigrams given inline)"),
-    "Empty": AttributeGate("init", "init is true (otherwise the tensor is uninitialised process memory)"),
-    "Const": AttributeGate("dtype", "dtype is not resource or variant"),
-    "HostConst": AttributeGate("dtype", "dtype is not resource or variant"),
-    "ParseTensor": AttributeGate("out_type", "out_type is not resource or variant"),
+    "PrintV2": AttributeGate("output_stream", "output_stream is stderr, stdout or the log, not a file://", FILES),
+    "DecodeProtoV2": AttributeGate("descriptor_source", "descriptor_source is the linked-in pool or bytes://",
+                                   FILES),
+    "EncodeProto": AttributeGate("descriptor_source", "descriptor_source is the linked-in pool or bytes://", FILES),
+    "FixedUnigramCandidateSampler": AttributeGate("vocab_file", "vocab_file is empty (unigrams given inline)",
+                                                  FILES),
+    "Empty": AttributeGate("init", "init is true (otherwise the tensor is uninitialised process memory)",
+                           PROCESS_MEMORY),
+    "Const": AttributeGate("dtype", "dtype is not resource or variant", STRUCTURE),
+    "HostConst": AttributeGate("dtype", "dtype is not resource or variant", STRUCTURE),
+    "ParseTensor": AttributeGate("out_type", "out_type is not resource or variant", STRUCTURE),
 }
 
 GATED = SAVER_OPS | ASSET_TABLE_OPS | frozenset(ATTRIBUTE_GATES)
 
 # --- refused ----------------------------------------------------------------------------------------------------
-FILES = Category("files", "reads or writes files on the host")
-HOST = Category("host configuration", "changes process-wide file system settings (S3 endpoints, credentials)")
-FILE_DATASETS = Category("datasets from files", "a tf.data source or sink backed by files or a database")
-SERVICE_DATASETS = Category("datasets from services", "talks to a tf.data service over the network")
-EMBEDDED = Category("embedded programs", "runs a graph or program carried in a string the scan cannot see into",
-                    allowable=False)
-CROSS_SESSION = Category("cross-session state", "reaches tensors or resources by string handle, outside the graph")
-SUMMARIES = Category("summaries and debugger taps", "writes event files or databases, or streams tensors to a URL")
-PYTHON = Category("Python", "calls Python code registered in the loading process")
-PROCESS = Category("process", "ends or stalls the process (exit(0), abort, sleep)")
-NETWORK = Category("network and cluster", "sends or receives tensors to other devices, tasks or RPC peers")
-ACCELERATOR = Category("accelerator control", "TPU and XLA host transfers, compilation and system configuration")
-TEST_ONLY = Category("test-only", "compiled in for TensorFlow's own tests")
-INTERNAL = Category("internal", "an internal op of TensorFlow's own rewriters and runtime; exporters never write it")
-UNREVIEWED = Category("unreviewed", "not on the reviewed lists (a new or custom op)")
-STRUCTURE = Category("model structure", "the model is built to make TensorFlow touch the host", allowable=False)
-
 REFUSED: dict[str, Category] = {}
 
 

@@ -104,8 +104,7 @@ class _GraphScan:
             elif node.op in ops.ATTRIBUTE_GATES:
                 gate = ops.ATTRIBUTE_GATES[node.op]
                 if not gate.passes(node):
-                    category = ops.STRUCTURE if node.op in ("Const", "HostConst", "ParseTensor") else ops.FILES
-                    self.refuse(loc, node.op, f"allowed only when {gate.condition}", category)
+                    self.refuse(loc, node.op, f"allowed only when {gate.condition}", gate.category)
             elif node.op in ops.SAVER_OPS:
                 check_saver_op(loc, node, savers, serving, lambda w, op, why: self.refuse(w, op, why, ops.FILES))
             elif node.op in ops.ASSET_TABLE_OPS:
