@@ -198,3 +198,18 @@ def test_the_error_names_the_ops_where_they_sit_and_the_fix() -> None:
     with pytest.raises(UnsafeModelError):
         enforce(report, ["WriteFile", "ReadFile", "DatasetFromGraph"], "m")  # embedded programs stay refused
     enforce(scan_graph_def(graph_with("WriteFile")), ["WriteFile"], "m")
+
+
+def test_a_tf1_builder_export_with_its_stock_saver_passes(tmp_path: Path) -> None:
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 4], name="x")
+        w = tf.compat.v1.get_variable("w", initializer=tf.ones([4, 2]), use_resource=True)
+        y = tf.identity(tf.matmul(x, w), name="y")
+        with tf.compat.v1.Session(graph=graph) as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            hostile.builder_save(tmp_path / "m", session, {"x": x}, {"y": y})
+    report = scan_saved_model(tmp_path / "m")
+    assert report.findings == [] and report.ops_checked > 20
