@@ -56,9 +56,24 @@ BAD_INPUT_TESTS = {
         "tar_declaring_more_than_the_cap_is_refused_before_writing",
         "bytes_actually_written_are_counted_even_when_sizes_lie", "too_many_entries_are_refused",
         "corrupt_archive_is_a_format_error", "truncated_tar_gz_is_a_format_error", "empty_archive_is_a_format_error")},
-    **{f"tests/models/test_security.py::test_{name}": "graphs with file, host or Python ops (unit tests)"
-       for name in ("write_file_in_a_nested_function_is_found", "init_op_is_scanned",
-                    "print_is_unsafe_only_when_it_writes_to_a_file", "py_func_is_unsafe")},
+    **{f"tests/models/test_archive_limits.py::test_{name}": "hostile or corrupt archives (unit tests)" for name in (
+        "a_million_entries_are_refused_from_the_end_record_alone",
+        "a_central_directory_padded_beyond_its_entries_is_refused",
+        "entries_that_cannot_coexist_are_refused_and_nothing_is_left",
+        "a_zip_with_a_file_then_a_directory_of_its_name_is_refused", "an_encrypted_entry_is_a_format_error",
+        "an_unknown_compression_method_is_a_format_error", "a_link_in_a_local_model_directory_is_refused")},
+    **{f"tests/models/policy/test_scan.py::test_{name}": "graphs with ops outside the op policy (unit tests)"
+       for name in ("ops_the_deny_list_missed_are_refused_wherever_they_sit",
+                    "attribute_gates_refuse_files_descriptors_and_raw_memory",
+                    "a_function_attribute_must_name_a_library_function", "a_node_on_a_remote_job_is_refused",
+                    "checkpoint_reads_outside_a_saver_are_refused", "asset_files_outside_assets_are_refused",
+                    "an_asset_that_is_a_symbolic_link_is_refused", "a_table_read_from_a_host_file_is_refused")},
+    "tests/security/test_hostile_models.py::test_hostile_model_is_refused_before_any_of_its_ops_runs":
+        "hostile models refused before any of their ops ran",
+    **{f"tests/models/test_npz_limits.py::test_{name}": "data files over their caps (unit tests)" for name in (
+        "only_the_rows_used_count_against_the_cap", "a_fortran_order_array_is_read_whole_and_so_counts_whole",
+        "a_data_file_declaring_too_many_entries_is_refused_before_its_directory_is_read",
+        "a_truncated_member_is_a_data_error")},
 }
 
 

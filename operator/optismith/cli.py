@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from optismith import __version__
-from optismith.errors import OptismithError, SpecError
+from optismith.errors import OptismithError, SpecError, StageCrashedError
 from optismith.results import RunResults, StageSummary, TerminationMessage
 from optismith.spec import ModelOptimization, load_manifest, parse_manifest
 
@@ -100,6 +100,11 @@ def cmd_stage(args: argparse.Namespace) -> int:
     manifest = _manifest_from_args(args)
     store = open_storage(args.run_uri, manifest.spec.storage)
     stages: list[StageSummary] = []
+    # Replaced when the stages end; left behind, it tells the operator the process died without an outcome
+    # (an exit(0) inside TensorFlow must not read as success).
+    _write_termination_message(TerminationMessage(status="failed", target=args.target, reason=StageCrashedError.reason,
+                                                  message=f"the process ended before stages {', '.join(args.stages)} "
+                                                  "recorded an outcome"))
     try:
         with tempfile.TemporaryDirectory(prefix="optismith-stage-") as scratch:
             workdir = Path(args.workdir) if args.workdir else Path(scratch)

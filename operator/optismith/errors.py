@@ -87,7 +87,8 @@ class UnsafeModelError(OptismithError):
 
 
 class UnsafeArchiveError(OptismithError):
-    """An archive tries to escape its directory, or expands beyond the configured caps."""
+    """An archive (or a local model directory) tries to escape its directory, holds links or special files, or
+    expands beyond the configured caps."""
 
     exit_code = 9
     reason = "UnsafeArchive"
@@ -98,6 +99,14 @@ class StageError(OptismithError):
 
     exit_code = 10
     reason = "StageFailed"
+
+
+class StageCrashedError(StageError):
+    """A stage's process ended (killed, aborted, or exit() called by a library) before the stage recorded its
+    outcome."""
+
+    exit_code = 12
+    reason = "StageCrashed"
 
 
 class IncompleteRunError(OptismithError):
@@ -118,5 +127,6 @@ ALL_ERRORS: tuple[type[OptismithError], ...] = (
     UnsafeModelError,
     UnsafeArchiveError,
     StageError,
+    StageCrashedError,
     IncompleteRunError,
 )

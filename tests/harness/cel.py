@@ -3,8 +3,9 @@ CEL validation rules of CRD schemas (``x-kubernetes-validations``), evaluated as
 on the defaulted object, with ``self`` bound to the node the rule sits on, after that node passed its
 OpenAPI validation; a rule that is false or fails to evaluate rejects the write with the rule's message.
 
-Uses cel-python; Kubernetes' CEL extension libraries (strings, lists, regex, quantity) are not
-available, only the standard macros and functions (has, all, exists, exists_one, size, in, ...).
+Uses cel-python: the standard macros and functions (has, all, exists, exists_one, size, in, duration, ...) and
+Kubernetes' quantity library (cel_library); the other Kubernetes extension libraries (strings, lists, regex)
+are not available.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ from typing import Any
 
 import celpy
 
+from tests.harness.cel_library import FUNCTIONS
+
 Causes = list[tuple[str, str]]
 
 
 @functools.lru_cache(maxsize=512)
 def _program(rule: str) -> Any:
     environment = celpy.Environment()
-    return environment.program(environment.compile(rule))
+    return environment.program(environment.compile(rule), functions=FUNCTIONS)
 
 
 def check_rules(value: Any, schema: Mapping[str, Any], path: str) -> Causes:

@@ -160,3 +160,7 @@ def test_loads_from_s3(s3_bucket: str, tmp_path: Path) -> None:
     assert arrays[0].shape == (3, 8, 8, 1) and labels is not None and list(labels) == [0, 1, 2]
     with pytest.raises(StorageError, match="no such object"):
         load_samples(f"s3://{s3_bucket}/data/absent.npz", None, [IMAGE], limit=1)
+    from optismith.spec import LimitsSpec
+
+    with pytest.raises(DataError, match=r"over spec\.limits\.maxModelSize"):  # refused before the download
+        load_samples(f"s3://{s3_bucket}/data/cal.npz", None, [IMAGE], limit=1, limits=LimitsSpec(max_model_size="1k"))

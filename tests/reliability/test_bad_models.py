@@ -154,6 +154,21 @@ def _oversized(digits: Path, tmp: Path) -> tuple[Path, dict[str, Any]]:
     return digits / "model", {"limits": {"maxModelSize": "64Ki"}}
 
 
+def _local_symlink(digits: Path, tmp: Path) -> tuple[Path, dict[str, Any]]:
+    model = copy_model(digits, tmp / "model")
+    (model / "assets").mkdir(exist_ok=True)
+    (model / "assets" / "vocab.txt").symlink_to("/proc/self/environ")
+    return model, {}
+
+
+def _tar_conflict(digits: Path, tmp: Path) -> tuple[Path, dict[str, Any]]:
+    file = tarfile.TarInfo("model/saved_model.pb")
+    file.size = 2
+    below = tarfile.TarInfo("model/saved_model.pb/inner")
+    below.size = 2
+    return tar_with(tmp / "model.tar.gz", [(file, b"pb"), (below, b"pb")]), {}
+
+
 def _writes_files(digits: Path, tmp: Path) -> tuple[Path, dict[str, Any]]:
     return leaky_saved_model(tmp / "leaky", tmp / "written.bin"), {}
 
@@ -173,6 +188,8 @@ CASES: dict[str, Case] = {
     "zip bomb": (_zip_bomb, "UnsafeArchive", ["maxExpandedSize"]),
     "too many archive entries": (_too_many_entries, "UnsafeArchive", ["maxArchiveEntries"]),
     "model over maxModelSize": (_oversized, "InvalidModel", ["maxModelSize"]),
+    "symlink in a local model directory": (_local_symlink, "UnsafeArchive", ["symbolic link"]),
+    "a file, then a file under it, in a tar": (_tar_conflict, "UnsafeArchive", ["sits under the file"]),
     "model that writes files": (_writes_files, "UnsafeModel", ["WriteFile", "security.allowOps"]),
 }
 

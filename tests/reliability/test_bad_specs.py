@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.harness import eventually
-from tests.operator.cluster import Cluster, fake_spec
+from tests.operator.cluster import CRD, Cluster, fake_spec
 from tests.reliability.reliability_kit import (
     CaseLedger,
     assert_no_orphaned_or_duplicated_jobs,
@@ -321,6 +321,58 @@ def test_invalid_specs_are_stalled_with_the_field_named_while_others_are_served(
     assert {e["involvedObject"]["name"] for e in events} == set(INVALID_BUT_SCHEMA_VALID)
     assert "Traceback" not in operator.logs()
     assert_no_orphaned_or_duplicated_jobs(cluster)
+
+
+# Values that pass an older CRD's pattern but overflow (issue 10): the spec model refuses them, so the operator
+# marks the resource InvalidSpec once instead of looping on OverflowError tracebacks.
+OVERFLOWING = {
+    "deadline": ({"execution": {"stageDeadline": "9" * 400 + "h"}}, "spec.execution.stageDeadline"),
+    "backoff": ({"execution": {"backoff": "9" * 400 + "s", "maxAttempts": 2}}, "spec.execution.backoff"),
+    "model-size": ({"limits": {"maxModelSize": "9" * 400}}, "spec.limits.maxModelSize"),
+    "expanded-size": ({"limits": {"maxExpandedSize": "9" * 400 + "Gi"}}, "spec.limits.maxExpandedSize"),
+}
+
+
+def older_crd() -> dict[str, Any]:
+    """The CRD as a release without maxima had it: the patterns only (no length caps, no CEL rules)."""
+    crd = copy.deepcopy(CRD)
+
+    def loosen(node: Any) -> None:
+        if isinstance(node, dict):
+            node.pop("maxLength", None)
+            node.pop("x-kubernetes-validations", None)
+            if node.get("x-kubernetes-int-or-string"):
+                node.pop("maximum", None)
+            for value in node.values():
+                loosen(value)
+        elif isinstance(node, list):
+            for value in node:
+                loosen(value)
+
+    loosen(crd)
+    return crd
+
+
+@pytest.mark.operator
+@pytest.mark.slow
+def test_overflowing_specs_stored_under_an_older_crd_are_invalid_not_retried(
+    cluster: Cluster, shared_dir: Path, ledger: CaseLedger
+) -> None:
+    cluster.api.register_crd(older_crd())
+    cluster.start_kubelet()
+    operator = cluster.start_operator()
+    for name, (overrides, _) in OVERFLOWING.items():
+        merged = {key: {**fake_spec(shared_dir).get(key, {}), **value} for key, value in overrides.items()}
+        cluster.create(name, {**fake_spec(shared_dir), **merged})
+    cluster.create("valid", fake_spec(shared_dir))
+    ledger.bad_input("overflowing specs under an older CRD", len(OVERFLOWING))
+    for name, (_, needle) in OVERFLOWING.items():
+        condition = eventually(lambda: stalled(cluster, name), timeout=30, message=lambda: str(cluster.resource(name)))
+        assert condition["reason"] == "InvalidSpec" and needle in condition["message"], condition
+        assert not cluster.jobs(name)
+    eventually(lambda: succeeded(cluster, "valid"), timeout=60, message=lambda: str(cluster.resource("valid")))
+    logs = operator.logs()
+    assert "Traceback" not in logs and "OverflowError" not in logs
 
 
 def test_crd_gate_models_strict_field_validation() -> None:

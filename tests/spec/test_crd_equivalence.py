@@ -52,6 +52,19 @@ VALID = {
     "two targets": spec(targets=[{"name": "cpu"}, {"name": "gpu", "kind": "gpu"}]),
     "promotion and synthetic calibration": spec(promotion={"uri": "s3://models/m/optimized"},
                                                 calibration={"synthetic": True}),
+    # Quantities as Kubernetes users write them (issue 13), and every maximum exactly.
+    "resources as Kubernetes quantities: an integer cpu, 500m, 1.5Gi": spec(targets=[{"name": "cpu", "resources": {
+        "requests": {"cpu": 2, "memory": "1.5Gi"}, "limits": {"cpu": "500m", "ephemeral-storage": "1e10"}}}]),
+    "sizes as integers and in exponent form": spec(limits={"maxModelSize": 1073741824, "maxExpandedSize": "1e9"}),
+    "Go durations": spec(execution={"stageDeadline": "1h30m", "backoff": "90s", "unschedulableTimeout": "2h45m30s"},
+                         benchmark={"timeBudget": "1.5s", "serverDuration": "1m30s"},
+                         selection={"constraints": {"maxLatency": "500us"}}),
+    "every maximum, exactly": spec(
+        execution={"stageDeadline": "168h", "backoff": "7h", "unschedulableTimeout": "167h60m"},
+        limits={"maxModelSize": "1Ti", "maxExpandedSize": 1099511627776},
+        benchmark={"timeBudget": "1h", "serverDuration": "3600s"},
+        selection={"constraints": {"maxLatency": "60m", "maxSize": "1024Gi", "maxAccuracyDrop": "100%"}},
+        targets=[{"name": "cpu", "tolerations": [{"key": "k", "operator": "Exists", "tolerationSeconds": 604800}]}]),
 }
 INVALID = {
     "a batch size that is not swept": spec(selection={"batchSize": 4}),
@@ -69,6 +82,27 @@ INVALID = {
     "a string where an integer goes": spec(benchmark={"minRounds": "15"}),
     "a misspelled field": spec(benchmark={"batchSizez": [1]}),
     "a target name that is no DNS label": spec(targets=[{"name": "Not_DNS"}]),
+    # Values that pass a pattern but overflow, and every maximum plus a little (issue 10).
+    "a stage deadline of 400 digits": spec(execution={"stageDeadline": "9" * 400 + "h"}),
+    "a backoff of 400 digits": spec(execution={"backoff": "9" * 400 + "s"}),
+    "a model size of 400 digits": spec(limits={"maxModelSize": "9" * 400}),
+    "an expanded size of 400 digits": spec(limits={"maxExpandedSize": "9" * 400 + "Gi"}),
+    "a stage deadline that overflows a 64-bit duration": spec(execution={"stageDeadline": "99999999999999999999h"}),
+    "a size that overflows a 64-bit quantity": spec(limits={"maxModelSize": "99999999999999999999Ei"}),
+    "a stage deadline over 7 days": spec(execution={"stageDeadline": "169h"}),
+    "an unschedulable timeout over 7 days in two units": spec(execution={"unschedulableTimeout": "167h61m"}),
+    "a time budget over 1 hour": spec(benchmark={"timeBudget": "61m"}),
+    "a latency bound over 1 hour": spec(selection={"constraints": {"maxLatency": "3601s"}}),
+    "a model size over 1Ti": spec(limits={"maxModelSize": "1.5Ti"}),
+    "an integer size over 1Ti": spec(limits={"maxExpandedSize": 1099511627777}),
+    "an artifact size over 1Ti in decimal units": spec(selection={"constraints": {"maxSize": "1100G"}}),
+    "a percentage over 100%": spec(selection={"constraints": {"maxAccuracyDrop": "101%"}}),
+    "a toleration over 7 days": spec(targets=[{"name": "cpu", "tolerations": [{"tolerationSeconds": 604801}]}]),
+    "a duration in days (not a Go unit)": spec(execution={"stageDeadline": "1d"}),
+    "a duration without a unit": spec(execution={"backoff": "90"}),
+    "a float cpu (Kubernetes forbids floats)": spec(targets=[{"name": "cpu", "resources": {"requests": {"cpu": 0.5}}}]),
+    "a negative memory": spec(targets=[{"name": "cpu", "resources": {"limits": {"memory": "-1Gi"}}}]),
+    "a quantity with a bare K (Kubernetes writes k or Ki)": spec(limits={"maxModelSize": "10K"}),
 }
 
 
@@ -86,3 +120,22 @@ def test_invalid_specs_fail_both_gates(document: dict[str, Any]) -> None:
     _, causes = crd_gate(document)
     assert causes, "the CRD accepts it"
     assert operator_gate(document) is not None, "the spec model accepts it"
+
+
+OVER_THE_MAXIMUM = {
+    "a stage deadline over 7 days": "must be at most 168h (7 days)",
+    "an unschedulable timeout over 7 days in two units": "must be at most 168h (7 days)",
+    "a time budget over 1 hour": "must be at most 1h (1 hour)",
+    "a latency bound over 1 hour": "must be at most 1h (1 hour)",
+    "a model size over 1Ti": "must be at most 1Ti",
+    "an artifact size over 1Ti in decimal units": "must be at most 1Ti",
+    "a size that overflows a 64-bit quantity": "must be at most 1Ti",
+}
+
+
+@pytest.mark.parametrize("case", list(OVER_THE_MAXIMUM))
+def test_a_value_over_its_maximum_is_refused_by_the_same_rule_in_both_gates(case: str) -> None:
+    """Well-formed and short, so only the maximum refuses it: the CRD's CEL rule and the model's validator."""
+    _, causes = crd_gate(INVALID[case])
+    assert any(OVER_THE_MAXIMUM[case] in message for _, message in causes), causes
+    assert OVER_THE_MAXIMUM[case] in (operator_gate(INVALID[case]) or "")

@@ -302,3 +302,43 @@ def test_error_codes_become_actionable_errors(
     assert type(caught.value) is kind
     assert_names(caught.value, "s3://models/prod/model.onnx", *fragments)
     stubber.assert_no_pending_responses()
+
+
+def _open_uploads(store: S3Storage, key: str) -> list[str]:
+    full = f"{store.prefix}/{key}"
+    listing = store.client.list_multipart_uploads(Bucket=store.bucket, Prefix=full)
+    return [u["UploadId"] for u in listing.get("Uploads", []) if u["Key"] == full]
+
+
+@pytest.mark.s3
+def test_a_failed_multipart_upload_is_aborted(store: S3Storage, tmp_path: Path) -> None:
+    """s3transfer aborts on an error it sees; the storage aborts again on anything else (an interrupt)."""
+    source, _ = _file(tmp_path / "model.bin", 20 * MiB)
+    parts: list[int] = []
+
+    def fail_after_the_first_part(**_: Any) -> None:
+        parts.append(1)
+        if len(parts) == 2:
+            raise ConnectionResetError("the network went away mid-upload")
+
+    store.client.meta.events.register("before-call.s3.UploadPart", fail_after_the_first_part)
+    with pytest.raises((StorageError, ConnectionResetError)):
+        store.upload_file("model.bin", source)
+    assert _open_uploads(store, "model.bin") == [], "the failed upload's parts are left open"
+
+
+@pytest.mark.s3
+def test_parts_a_killed_attempt_left_are_aborted_by_the_next_upload(store: S3Storage, tmp_path: Path) -> None:
+    """What a SIGKILL mid-upload leaves: an open upload with a part. The retried stage's upload aborts it."""
+    full = f"{store.prefix}/model.bin"
+    started = store.client.create_multipart_upload(Bucket=store.bucket, Key=full)
+    store.client.upload_part(Bucket=store.bucket, Key=full, UploadId=started["UploadId"], PartNumber=1,
+                             Body=os.urandom(5 * MiB))
+    assert _open_uploads(store, "model.bin") == [started["UploadId"]]
+    other = f"{store.prefix}/model.bin.other"
+    kept = store.client.create_multipart_upload(Bucket=store.bucket, Key=other)["UploadId"]
+    source, data = _file(tmp_path / "model.bin", 17 * MiB)
+    store.upload_file("model.bin", source)
+    assert _open_uploads(store, "model.bin") == []
+    assert _open_uploads(store, "model.bin.other") == [kept], "only the key being uploaded is touched"
+    assert store.read_bytes("model.bin") == data

@@ -126,7 +126,7 @@ def resolve_calibration(ctx: StageContext, inputs: Sequence[TensorInfo]) -> Cali
     names = [info.name for info in inputs]
     if spec.uri:
         ctx.progress(f"loading calibration data from {spec.uri}")
-        arrays = load_samples(spec.uri, ctx.spec.storage, inputs, spec.samples)
+        arrays = load_samples(spec.uri, ctx.spec.storage, inputs, spec.samples, limits=ctx.spec.limits)
         return Calibration("file", spec.uri, names, arrays)
     if spec.synthetic:
         try:

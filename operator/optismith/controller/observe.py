@@ -84,11 +84,27 @@ def explain_termination(message: str) -> tuple[str, str]:
     return "", " | ".join(lines[-3:])[:1000]
 
 
+def reported_failure(pod: dict[str, Any] | None) -> tuple[str, str] | None:
+    """(reason, message) when a worker that exited 0 says it failed: its process ended mid-stage (an exit(0)
+    inside a library) before it could replace the failure it writes first."""
+    text = ((pod or {}).get("termination_message") or "").strip()
+    if not text.startswith("{"):
+        return None
+    try:
+        summary = TerminationMessage.model_validate_json(text)
+    except ValidationError:
+        return None
+    return (summary.reason or reasons.JOB_FAILED, summary.message) if summary.status == "failed" else None
+
+
 def job_view(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobView:
     state: JobState
     reason, message = "", ""
     pod = max(pods, key=lambda p: p.get("created") or "") if pods else None
-    if job["succeeded"]:
+    failure = reported_failure(pod) if job["succeeded"] else None
+    if failure is not None:
+        state, (reason, message) = "failed", failure
+    elif job["succeeded"]:
         state = "succeeded"
     elif job["failed"]:
         state = "failed"

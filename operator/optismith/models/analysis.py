@@ -10,9 +10,8 @@ from typing import Any
 
 from optismith.frameworks import import_tensorflow
 from optismith.graphio import GraphIO
-from optismith.models.formats import read_saved_model
+from optismith.models.formats import read_saved_model, select_meta_graph, signature_def
 from optismith.models.graphwalk import is_call, reachable
-from optismith.models.security import select_meta_graph, serving_fetches
 from optismith.results import TensorInfo
 
 
@@ -29,9 +28,7 @@ def _shape(tensor_shape: Any) -> list[int | None]:
 def signature_tensors(directory: Path, signature: str) -> tuple[list[TensorInfo], list[TensorInfo]]:
     """(inputs, outputs) of a SavedModel signature, each sorted by key. A missing signature raises
     ModelSignatureError naming the ones that exist."""
-    meta_graph = select_meta_graph(read_saved_model(directory))
-    serving_fetches(meta_graph, signature, str(directory))
-    definition = meta_graph.signature_def[signature]
+    definition = signature_def(select_meta_graph(read_saved_model(directory)), signature, str(directory))
 
     def infos(tensors: Any) -> list[TensorInfo]:
         return [TensorInfo(name=key, dtype=dtype_name(value.dtype), shape=_shape(value.tensor_shape))

@@ -2,13 +2,13 @@
 
 A file holds `x` for a single-input model, or one array per input name, plus optional integer
 labels `y`. The first dimension is the sample (batch) dimension; every other dimension must match
-the model where the model fixes it.
+the model where the model fixes it. Files are read lazily (models/npz.py): only the samples used are
+inflated, within spec.limits.maxExpandedSize; a download is refused over spec.limits.maxModelSize.
 """
 
 from __future__ import annotations
 
 import tempfile
-import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from optismith.errors import DataError
+from optismith.models.npz import ArrayHeader, LazyNpz
+from optismith.spec import LimitsSpec, size_bytes
 from optismith.storage import open_storage
 from optismith.storage.local import LocalStorage
 from optismith.tensors import NameMismatch, TensorLike, bare_name, match_names, shape_text
@@ -30,40 +32,40 @@ _SAVEZ_HINT = "numpy.savez(path, x=inputs, y=labels)"
 
 
 def load_samples(uri: str, storage_spec: StorageSpec | None, inputs: Sequence[TensorLike],
-                 limit: int) -> list[np.ndarray]:
+                 limit: int, *, limits: LimitsSpec | None = None) -> list[np.ndarray]:
     """At most `limit` samples, one array per input in `inputs` order, in the inputs' dtypes."""
-    arrays, _ = load_labelled(uri, storage_spec, inputs, limit)
+    arrays, _ = load_labelled(uri, storage_spec, inputs, limit, limits=limits)
     return arrays
 
 
 def load_labelled(uri: str, storage_spec: StorageSpec | None, inputs: Sequence[TensorLike],
-                  limit: int) -> tuple[list[np.ndarray], np.ndarray | None]:
+                  limit: int, *, limits: LimitsSpec | None = None) -> tuple[list[np.ndarray], np.ndarray | None]:
     """Like load_samples, plus the labels `y` as int64 (None when the file has none)."""
     if limit < 1:
         raise ValueError(f"limit must be positive, got {limit}")
     if not inputs:
         raise DataError("the model has no inputs to feed", where=uri, fix="check the model's signature")
-    with _local_copy(uri, storage_spec) as path:
-        archive = _open_npz(path, uri)
-        with archive:
-            chosen = _choose_arrays(archive, inputs, uri)
-            arrays = [_checked(archive, key, spec, uri) for key, spec in zip(chosen, inputs, strict=True)]
-            labels = None
-            if LABELS_KEY in archive.files and LABELS_KEY not in chosen:
-                labels = _labels(archive, uri)
-    _same_sample_count(chosen, arrays, labels, uri)
-    converted = [
-        _converted(array[:limit], key, spec, uri) for array, key, spec in zip(arrays, chosen, inputs, strict=True)
-    ]
-    return converted, None if labels is None else labels[:limit]
+    limits = limits or LimitsSpec()
+    with _local_copy(uri, storage_spec, size_bytes(limits.max_model_size)) as path, \
+            LazyNpz(path, uri, max_entries=limits.max_archive_entries,
+                    max_bytes=size_bytes(limits.max_expanded_size)) as archive:
+        chosen = _choose_arrays(archive, inputs, uri)
+        headers = [_checked(archive, key, spec, uri) for key, spec in zip(chosen, inputs, strict=True)]
+        labelled = LABELS_KEY in archive.files and LABELS_KEY not in chosen
+        _same_sample_count(chosen, headers, archive.header(LABELS_KEY) if labelled else None, uri)
+        arrays = [archive.read(key, limit) for key in chosen]
+        labels = _labels(archive.read(LABELS_KEY, limit), uri) if labelled else None
+    converted = [_converted(array, key, spec, uri) for array, key, spec in zip(arrays, chosen, inputs, strict=True)]
+    return converted, labels
 
 
 # --- reading ----------------------------------------------------------------------------------
 
 
 @contextmanager
-def _local_copy(uri: str, storage_spec: StorageSpec | None) -> Iterator[Path]:
-    """A local path to the file at `uri`; S3 objects are downloaded to a temporary file."""
+def _local_copy(uri: str, storage_spec: StorageSpec | None, max_download: int) -> Iterator[Path]:
+    """A local path to the file at `uri`; S3 objects are downloaded to a temporary file (within `max_download`
+    bytes). Local files are read in place, lazily."""
     parent, _, name = uri.rstrip("/").rpartition("/")
     if not name:
         raise DataError("the data URI names no file", where=uri, fix="point it at an .npz file")
@@ -74,25 +76,16 @@ def _local_copy(uri: str, storage_spec: StorageSpec | None) -> Iterator[Path]:
             raise DataError("no such file", where=str(path), fix=f"check the path (write it with {_SAVEZ_HINT})")
         yield path
         return
+    if store.exists(name) and store.size(name) > max_download:
+        raise DataError(f"the data file is {store.size(name)} bytes, over spec.limits.maxModelSize ({max_download} "
+                        "bytes)", where=uri, fix="store fewer samples, or raise spec.limits.maxModelSize")
     with tempfile.TemporaryDirectory(prefix="optismith-data-") as temp:
         local = Path(temp) / name
         store.download_file(name, local)
         yield local
 
 
-def _open_npz(path: Path, uri: str) -> np.lib.npyio.NpzFile:
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-        raise DataError(f"not a readable .npz file: {error}", where=uri,
-                        fix=f"write the data with {_SAVEZ_HINT}") from None
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise DataError("this is a single .npy array, not an .npz archive of named arrays", where=uri,
-                        fix=f"write the data with {_SAVEZ_HINT}")
-    return loaded
-
-
-def _choose_arrays(archive: np.lib.npyio.NpzFile, inputs: Sequence[TensorLike], uri: str) -> list[str]:
+def _choose_arrays(archive: LazyNpz, inputs: Sequence[TensorLike], uri: str) -> list[str]:
     found = list(archive.files)
     if len(inputs) == 1:
         for key in (SINGLE_INPUT_KEY, inputs[0].name, bare_name(inputs[0].name)):
@@ -115,26 +108,23 @@ def _choose_arrays(archive: np.lib.npyio.NpzFile, inputs: Sequence[TensorLike], 
         ) from None
 
 
-def _checked(archive: np.lib.npyio.NpzFile, key: str, spec: TensorLike, uri: str) -> np.ndarray:
-    try:
-        array = archive[key]
-    except ValueError as error:  # object arrays need pickle, which stays off: data must not run code
-        raise DataError(f"array {key!r} cannot be loaded without pickle: {error}", where=uri,
-                        fix="store plain numeric arrays, not Python objects") from None
+def _checked(archive: LazyNpz, key: str, spec: TensorLike, uri: str) -> ArrayHeader:
+    """The array's header, after checking its shape fits the input (nothing is inflated yet)."""
+    header = archive.header(key)
     expected = list(spec.shape)
-    if array.ndim != len(expected) or any(
+    if len(header.shape) != len(expected) or any(
         want is not None and want >= 0 and have != want
-        for have, want in zip(array.shape[1:], expected[1:], strict=False)
+        for have, want in zip(header.shape[1:], expected[1:], strict=False)
     ):
         raise DataError(
-            f"array {key!r} has shape {tuple(array.shape)} but input {bare_name(spec.name)!r} expects "
+            f"array {key!r} has shape {header.shape} but input {bare_name(spec.name)!r} expects "
             f"{shape_text(expected)} (first dimension: samples)",
             where=uri,
             fix=f"reshape the array to {shape_text(['N', *expected[1:]])} before saving it",
         )
-    if array.shape[0] == 0:
+    if header.shape[0] == 0:
         raise DataError(f"array {key!r} holds no samples", where=uri, fix="store at least one sample")
-    return array
+    return header
 
 
 def _converted(array: np.ndarray, key: str, spec: TensorLike, uri: str) -> np.ndarray:
@@ -162,12 +152,7 @@ def _fits(array: np.ndarray, dtype: np.dtype[Any]) -> bool:
     return bool(array.min() >= info.min and array.max() <= info.max)
 
 
-def _labels(archive: np.lib.npyio.NpzFile, uri: str) -> np.ndarray:
-    try:
-        labels = archive[LABELS_KEY]
-    except ValueError:
-        raise DataError("labels 'y' cannot be loaded without pickle", where=uri,
-                        fix="store the labels as an integer array") from None
+def _labels(labels: np.ndarray, uri: str) -> np.ndarray:
     if labels.ndim == 2 and labels.shape[1] > 1:  # one-hot
         labels = labels.argmax(axis=1)
     elif labels.ndim == 2 and labels.shape[1] == 1:
@@ -185,10 +170,10 @@ def _integral(array: np.ndarray) -> bool:
     return array.dtype.kind == "f" and bool(np.all(np.isfinite(array)) and np.all(array == np.round(array)))
 
 
-def _same_sample_count(keys: list[str], arrays: list[np.ndarray], labels: np.ndarray | None, uri: str) -> None:
-    counts = {key: len(array) for key, array in zip(keys, arrays, strict=True)}
+def _same_sample_count(keys: list[str], headers: list[ArrayHeader], labels: ArrayHeader | None, uri: str) -> None:
+    counts = {key: header.samples for key, header in zip(keys, headers, strict=True)}
     if labels is not None:
-        counts[LABELS_KEY] = len(labels)
+        counts[LABELS_KEY] = labels.samples
     if len(set(counts.values())) > 1:
         raise DataError(f"arrays hold different numbers of samples: {counts}", where=uri,
                         fix="store the same number of samples (first dimension) in every array")

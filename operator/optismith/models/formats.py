@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from optismith.errors import ModelFormatError
+from optismith.errors import ModelFormatError, ModelSignatureError
 from optismith.frameworks import import_tensorflow
 
 SUPPORTED = ("savedmodel (a directory with saved_model.pb), keras (.keras, .h5), "
@@ -166,3 +166,25 @@ def checkpoint_prefix(meta_path: Path) -> str:
         f"the checkpoint data for {meta_path.name} is missing (no {stem.name}.index/.data files)",
         where=str(meta_path.parent), fix="include the .index and .data-* files saved with the .meta file",
     )
+
+
+def select_meta_graph(saved_model: Any) -> Any:
+    """The MetaGraph TF Serving would load: tagged 'serve', else the only one."""
+    for meta_graph in saved_model.meta_graphs:
+        if "serve" in meta_graph.meta_info_def.tags:
+            return meta_graph
+    return saved_model.meta_graphs[0]
+
+
+def available_signatures(meta_graph: Any) -> list[str]:
+    return sorted(key for key in meta_graph.signature_def if not key.startswith("__"))
+
+
+def signature_def(meta_graph: Any, signature: str, where: str) -> Any:
+    """The SignatureDef named `signature`, or ModelSignatureError naming the ones that exist."""
+    if signature not in meta_graph.signature_def:
+        raise ModelSignatureError(
+            f"the model has no signature {signature!r}; it has {available_signatures(meta_graph)}",
+            where=where, fix="set spec.model.signature to one of those",
+        )
+    return meta_graph.signature_def[signature]

@@ -15,7 +15,8 @@ from typing import Any
 from optismith.errors import ModelFormatError, ModelSignatureError
 from optismith.frameworks import import_tensorflow
 from optismith.graphio import node_name, signature_key, tensor_name
-from optismith.models.formats import checkpoint_prefix, read_graph_def, read_meta_graph
+from optismith.models.checkpoints import freeze_checkpoint
+from optismith.models.formats import read_graph_def, read_meta_graph
 from optismith.spec import ModelSource, TensorSpec
 
 
@@ -101,30 +102,6 @@ def save_graph_as_saved_model(graph_def: Any, inputs: Sequence[TensorSpec], outp
     return dest
 
 
-def freeze_checkpoint(meta_path: Path, outputs: Sequence[str]) -> Any:
-    """A GraphDef with the checkpoint's variables folded into constants, cut at `outputs`. Goes through
-    the .meta graph: freeze_graph from a .pbtxt breaks on resource variables in TF 2.21."""
-    tf = import_tensorflow()
-    meta = read_meta_graph(meta_path)
-    prefix = checkpoint_prefix(meta_path)
-    nodes = {n.name for n in meta.graph_def.node}
-    missing = [name for name in outputs if node_name(name) not in nodes]
-    if missing:
-        _check_io(meta.graph_def, [], missing, str(meta_path))
-    graph = tf.Graph()
-    with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
-        try:
-            saver = tf.compat.v1.train.import_meta_graph(meta, clear_devices=True)
-            if saver is not None:
-                saver.restore(session, prefix)
-        except (tf.errors.OpError, ValueError) as error:
-            raise ModelFormatError(f"cannot restore the checkpoint: {error}", where=prefix,
-                                   fix="ship the .meta with the .index/.data files saved alongside it") from None
-        return tf.compat.v1.graph_util.convert_variables_to_constants(
-            session, graph.as_graph_def(), [node_name(name) for name in outputs]
-        )
-
-
 def load_keras(path: Path) -> Any:
     import_tensorflow()
     import keras
@@ -141,7 +118,7 @@ def load_keras(path: Path) -> Any:
 def to_saved_model(fmt: str, model_path: Path, source: ModelSource, dest: Path) -> Path:
     """The baseline SavedModel for a detected model, written to `dest` (which must not exist)."""
     if fmt == "savedmodel":
-        shutil.copytree(model_path, dest)
+        shutil.copytree(model_path, dest, symlinks=True)  # links are refused before this; never follow one
     elif fmt == "keras":
         load_keras(model_path).export(str(dest), verbose=False)
     elif fmt == "frozen-graph":
@@ -150,6 +127,7 @@ def to_saved_model(fmt: str, model_path: Path, source: ModelSource, dest: Path) 
                                   dest, where=str(model_path))
     elif fmt == "checkpoint":
         _require_io(source, fmt)
+        _check_io(read_meta_graph(model_path).graph_def, [], source.outputs, str(model_path))
         frozen = freeze_checkpoint(model_path, source.outputs)
         save_graph_as_saved_model(frozen, source.inputs, source.outputs, source.signature, dest,
                                   where=str(model_path))

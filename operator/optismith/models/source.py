@@ -6,7 +6,9 @@ archive. Sizes are checked against `spec.limits` before anything large is downlo
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 from pathlib import Path
 
 from optismith.errors import ModelFormatError, StorageError, UnsafeArchiveError
@@ -22,6 +24,25 @@ def _too_large(size: int, limit: int, where: str, archive: bool) -> Exception:
     if archive:
         return UnsafeArchiveError(message, where=where, fix=fix)
     return ModelFormatError(message, where=where, fix=fix)
+
+
+def check_local_tree(path: Path) -> None:
+    """A local model is read in place and its baseline copied into the run: a symbolic link inside it would bring
+    whatever it points to (a host file, /proc/self/environ) along, and a FIFO or device would hang or lie. Refused
+    as in archives. The path itself may be a link (a user's `current -> v3`): it is the user's own choice."""
+    if not path.is_dir():
+        return
+    for root, directories, files in os.walk(path):
+        for name in directories + files:
+            entry = Path(root) / name
+            mode = os.lstat(entry).st_mode
+            kind = "a symbolic link" if stat.S_ISLNK(mode) else None if stat.S_ISDIR(mode) or stat.S_ISREG(mode) \
+                else "a device, FIFO or socket"
+            if kind:
+                raise UnsafeArchiveError(
+                    f"{entry.relative_to(path)} in the model directory is {kind}; a model may only hold regular "
+                    "files and directories", where=str(entry),
+                    fix="replace links with the files they point to (cp -rL), or archive the model")
 
 
 def _tree_size(path: Path) -> int:
@@ -82,6 +103,8 @@ def materialize(model: ModelSource, storage: StorageSpec, limits: LimitsSpec, de
         if not path.exists():
             raise StorageError("no such file or directory", where=str(path),
                                fix="check spec.model.uri (relative paths are relative to the manifest)")
+        path = path.resolve()
+        check_local_tree(path)
         size = _tree_size(path)
         if size > max_size:
             raise _too_large(size, max_size, str(path), path.is_file() and is_archive(path.name))

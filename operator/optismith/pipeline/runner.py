@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from optismith.errors import OptismithError, StageError
+from optismith.errors import OptismithError, StageCrashedError, StageError
 from optismith.pipeline.plan import Plan, StageStep, build_plan
 from optismith.pipeline.registry import get_stage
 from optismith.results import StageRecord
@@ -42,16 +42,28 @@ def check_requirements(stage: type[Stage], store: Storage, target: str | None) -
     missing = []
     for name in stage.requires:
         if name not in per_target:
-            found = store.exists(layout.stage_record(name))
+            found = _succeeded(store, layout.stage_record(name))
         elif stage.per_target:
-            found = store.exists(layout.stage_record(name, target))
+            found = _succeeded(store, layout.stage_record(name, target))
         else:
-            found = any(key.startswith(f"{layout.STAGES_PREFIX}{name}@") for key in store.list(layout.STAGES_PREFIX))
+            found = any(_succeeded(store, key) for key in store.list(layout.STAGES_PREFIX)
+                        if key.startswith(f"{layout.STAGES_PREFIX}{name}@"))
         if not found:
             missing.append(name)
     if missing:
         raise StageError(f"stage {stage.name!r} needs the records of {', '.join(missing)}, which have not run",
                          where=store.uri, fix=f"run {', '.join(missing)} first")
+
+
+def _succeeded(store: Storage, key: str) -> bool:
+    """A record that says the stage succeeded (not a failure, nor the placeholder of a stage that crashed)."""
+    if not store.exists(key):
+        return False
+    return StageRecord.model_validate_json(store.read_bytes(key)).status == "succeeded"
+
+
+CRASHED = ("the stage's process ended before the stage recorded its outcome (it was killed, ran out of memory, "
+           "or a library ended the process)")
 
 
 def run_stage(
@@ -78,6 +90,11 @@ def run_stage(
     ctx = StageContext(manifest=manifest, store=store, workdir=workdir, target=target_spec,
                        progress=progress or (lambda message: None))
     started_at, started = _now(), time.perf_counter()
+    # Replaced by the stage's own record; left behind, it says the process died mid-stage (an exit() or
+    # abort() inside a library, a kill), so a run never looks further along than it is.
+    _store_failure_record(store, StageRecord(stage=stage_name, target=target, status="failed",
+                                             started_at=started_at, finished_at=started_at, duration_seconds=0.0,
+                                             message=CRASHED, error_reason=StageCrashedError.reason))
     try:
         record = stage_cls().run(ctx)
     except OptismithError as error:

@@ -48,10 +48,11 @@ def stored_digest(store: Storage, key: str) -> tuple[str, int]:
 
 
 def write_manifest(store: Storage) -> RunManifest:
-    """Digest every file of the run directory (except the manifest) and write manifest.json."""
+    """Digest every file of the run directory (except the manifest, and the records written after it: what is
+    stored there now is a placeholder or an earlier attempt's) and write manifest.json."""
     entries = []
     for key in store.list():
-        if key == layout.MANIFEST:
+        if key == layout.MANIFEST or key in layout.WRITTEN_AFTER_MANIFEST:
             continue
         digest, size = stored_digest(store, key)
         entries.append(ManifestEntry(path=key, sha256=digest, size_bytes=size))

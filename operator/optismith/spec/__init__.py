@@ -1,6 +1,6 @@
 """The ModelOptimization spec: the single source of truth for the CLI, the Jobs and the CRD schema.
 
-    quantities   percentages, durations and sizes as strings with units, and their parsers
+    quantities   durations (Go), sizes and resources (Kubernetes quantities), percentages; parsers and maxima
     sources      the model, its calibration and evaluation data, S3 settings
     measurement  graph optimization, the benchmark, the selection and its gates
     execution    output, promotion, targets, retries, caps, the model's op policy
@@ -42,7 +42,7 @@ from optismith.spec.measurement import (
     Scenario,
     SelectionSpec,
 )
-from optismith.spec.quantities import percent, seconds, size_bytes
+from optismith.spec.quantities import parse_duration, parse_quantity, percent, seconds, size_bytes
 from optismith.spec.schema import spec_json_schema
 from optismith.spec.sources import (
     CalibrationSpec,
@@ -95,7 +95,9 @@ __all__ = [
     "cross_field",
     "format_validation_error",
     "load_manifest",
+    "parse_duration",
     "parse_manifest",
+    "parse_quantity",
     "parse_spec",
     "percent",
     "resolve_relative_uris",

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from optismith.spec.base import SpecModel
-from optismith.spec.quantities import DnsName, Duration, Size, Uri
+from optismith.spec.quantities import DnsName, Duration, ResourceQuantity, Size, Uri
 
 
 class OutputSpec(SpecModel):
@@ -23,12 +23,16 @@ class Toleration(SpecModel):
     operator: Literal["Exists", "Equal"] | None = None
     value: str | None = None
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
-    toleration_seconds: int | None = None
+    toleration_seconds: int | None = Field(None, ge=0, le=604800, description="At most 7 days.")
 
 
 class ResourcesSpec(SpecModel):
-    requests: dict[str, str] = Field(default_factory=dict, description="e.g. {cpu: '2', memory: 4Gi}")
-    limits: dict[str, str] = Field(default_factory=dict, description="e.g. {cpu: '2', memory: 4Gi}")
+    """Kubernetes quantities, as in a pod: `cpu: 2`, `cpu: 500m`, `memory: 4Gi`."""
+
+    requests: dict[str, ResourceQuantity] = Field(default_factory=dict, max_length=16,
+                                                  description="e.g. {cpu: 2, memory: 4Gi}")
+    limits: dict[str, ResourceQuantity] = Field(default_factory=dict, max_length=16,
+                                                description="e.g. {cpu: 2, memory: 4Gi}")
 
 
 class TargetSpec(SpecModel):
@@ -43,16 +47,18 @@ class TargetSpec(SpecModel):
 
 class ExecutionSpec(SpecModel):
     max_attempts: int = Field(3, ge=1, le=20, description="Attempts per stage before the run fails.")
-    backoff: Duration = Field("10s", description="Delay before the first retry; doubles each attempt.")
-    stage_deadline: Duration = Field("1h", description="activeDeadlineSeconds of each stage's Job.")
+    backoff: Duration = Field("10s", description="Delay before the first retry; doubles each attempt. At most 7 days.")
+    stage_deadline: Duration = Field("1h", description="activeDeadlineSeconds of each stage's Job. At most 7 days.")
     unschedulable_timeout: Duration = Field(
-        "5m", description="How long a Job may stay unschedulable before the run is Stalled."
+        "5m", description="How long a Job may stay unschedulable before the run is Stalled. At most 7 days."
     )
 
 
 class LimitsSpec(SpecModel):
-    max_model_size: Size = Field("4Gi", description="Largest model download or archive.")
-    max_expanded_size: Size = Field("8Gi", description="Largest total size after unpacking an archive.")
+    max_model_size: Size = Field("4Gi", description="Largest model download or archive, and largest data file "
+                                 "(calibration, evaluation). At most 1Ti.")
+    max_expanded_size: Size = Field("8Gi", description="Largest total size after unpacking an archive, and most "
+                                    "bytes read out of a data file. At most 1Ti.")
     max_archive_entries: int = Field(100000, ge=1, le=10000000, description="Most files in an archive.")
 
 

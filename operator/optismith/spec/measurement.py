@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from optismith.spec.base import SpecModel
-from optismith.spec.quantities import Decimal, Duration, Percent, Size
+from optismith.spec.quantities import Decimal, Percent, ShortDuration, Size
 
 GrapplerPass = Literal[
     "constfold", "arithmetic", "remapper", "layout", "dependency", "debug_stripper", "pruning",
@@ -41,8 +41,8 @@ class BenchmarkSpec(SpecModel):
     )
     warmup_runs: int = Field(5, ge=0, le=1000, description="Inferences discarded before measuring.")
     min_rounds: int = Field(15, ge=3, le=100000, description="Paired rounds before stability is judged.")
-    time_budget: Duration = Field("3s", description="Time per variant and configuration before giving up "
-                                  "on stability (the result is then flagged unstable).")
+    time_budget: ShortDuration = Field("3s", description="Time per variant and configuration before giving up "
+                                       "on stability (the result is then flagged unstable). At most 1h.")
     stability: Percent = Field("5%", description="Stop when the 95% confidence interval of the median is "
                                "within this fraction of it.")
     scenarios: list[Scenario] = Field(
@@ -52,7 +52,7 @@ class BenchmarkSpec(SpecModel):
         None, ge=1, le=1000000, description="Poisson arrival rate for the server scenario; default: half "
         "of the variant's measured single-stream throughput."
     )
-    server_duration: Duration = Field("2s", description="Length of the server scenario.")
+    server_duration: ShortDuration = Field("2s", description="Length of the server scenario. At most 1h.")
     finalists: int = Field(
         4, ge=0, le=16, description="At each batch size, this many of the fastest variants (those within 2x "
         "of the fastest) are measured again head to head, in interleaved rounds with the baseline, and "
@@ -64,8 +64,9 @@ class ConstraintsSpec(SpecModel):
     """Gates a variant must pass to be selected."""
 
     max_accuracy_drop: Percent = Field("1%", description="Largest accuracy (or agreement) drop vs the source.")
-    max_latency: Duration | None = Field(None, description="Largest p99 latency at the objective's batch size.")
-    max_size: Size | None = Field(None, description="Largest artifact size.")
+    max_latency: ShortDuration | None = Field(None, description="Largest p99 latency at the objective's batch "
+                                              "size. At most 1h.")
+    max_size: Size | None = Field(None, description="Largest artifact size. At most 1Ti.")
 
 
 class SelectionSpec(SpecModel):

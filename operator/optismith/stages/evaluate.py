@@ -26,7 +26,7 @@ from optismith.runs import layout
 from optismith.runs.eligibility import load_options, resolve
 from optismith.runs.stage import Stage, StageContext, new_record
 from optismith.runtimes import IOSpec, Runtime
-from optismith.spec import BASELINE_VARIANT, StorageSpec
+from optismith.spec import BASELINE_VARIANT, LimitsSpec, StorageSpec
 
 SYNTHETIC_SAMPLES = 64
 
@@ -42,9 +42,10 @@ class EvaluationData:
         return int(next(iter(self.inputs.values())).shape[0])
 
 
-def load_evaluation_npz(uri: str, storage: StorageSpec, inputs: Sequence[IOSpec], limit: int) -> EvaluationData:
+def load_evaluation_npz(uri: str, storage: StorageSpec, inputs: Sequence[IOSpec], limit: int,
+                        limits: LimitsSpec | None = None) -> EvaluationData:
     """At most `limit` samples of `x` (or one array per input) and the optional labels `y` of an .npz."""
-    arrays, labels = load_labelled(uri, storage, inputs, limit)
+    arrays, labels = load_labelled(uri, storage, inputs, limit, limits=limits)
     features = {spec.name: array for spec, array in zip(inputs, arrays, strict=True)}
     count = int(arrays[0].shape[0])
     return EvaluationData(features, labels, f"{count} samples from {uri}")
@@ -159,7 +160,8 @@ class EvaluateStage(Stage):
         spec = ctx.spec
         inputs = _model_inputs(ctx, runtime, baseline_path)
         if spec.evaluation.uri:
-            return load_evaluation_npz(spec.evaluation.uri, spec.storage, inputs, spec.evaluation.samples)
+            return load_evaluation_npz(spec.evaluation.uri, spec.storage, inputs, spec.evaluation.samples,
+                                       spec.limits)
         samples = ctx.read_arrays(layout.SAMPLE_INPUTS)
         if samples is not None:
             count = min(next(iter(samples.values())).shape[0], spec.evaluation.samples)

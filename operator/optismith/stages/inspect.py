@@ -19,7 +19,7 @@ from optismith.models.analysis import flops_per_sample, saved_model_op_histogram
 from optismith.models.formats import detect_format
 from optismith.models.freezing import freeze_saved_model
 from optismith.models.normalize import to_saved_model
-from optismith.models.security import check_findings, scan_model, scan_saved_model
+from optismith.models.policy import enforce, scan_saved_model, scan_source
 from optismith.models.source import materialize
 from optismith.results import SourceInfo, StageRecord, TensorInfo, VariantRecord
 from optismith.runs import layout
@@ -56,16 +56,19 @@ class InspectStage(Stage):
         ctx.progress(f"fetching {source.uri}")
         local = materialize(source, spec.storage, spec.limits, ctx.workdir / "source")
         fmt, model_path = detect_format(local, source.format)
-        ctx.progress(f"found a {fmt} model; scanning its serving graph")
-        findings = scan_model(fmt, model_path, source)
-        if findings is not None:
-            check_findings(findings, spec.security.allow_ops, source.uri)
+        ctx.progress(f"found a {fmt} model; checking every op of every graph before anything loads it")
+        allow_ops = spec.security.allow_ops
+        scanned = scan_source(fmt, model_path)
+        if scanned is not None:
+            enforce(scanned, allow_ops, source.uri)
 
         baseline = ctx.scratch(STAGE) / "saved_model"
         shutil.rmtree(baseline, ignore_errors=True)
         to_saved_model(fmt, model_path, source, baseline)
-        if findings is None:
-            check_findings(scan_saved_model(baseline, source.signature), spec.security.allow_ops, source.uri)
+        if scanned is None or fmt != "savedmodel":
+            # What every later stage loads: a Keras model's export, or the SavedModel built from a bare graph.
+            scanned = scan_saved_model(baseline)
+            enforce(scanned, allow_ops, source.uri)
         inputs, outputs = signature_tensors(baseline, source.signature)
         if fmt in ("savedmodel", "keras"):
             check_declared_names(source, inputs, outputs)
@@ -89,7 +92,8 @@ class InspectStage(Stage):
         message = (f"{fmt} model: {len(inputs)} input(s), {len(outputs)} output(s), {info.op_count} ops, "
                    f"{info.parameter_count} parameters")
         return new_record(ctx, STAGE, message=message, variants=[variant],
-                          payload={"source": info.model_dump(), "samples": samples})
+                          payload={"source": info.model_dump(), "samples": samples,
+                                   "scan": scanned.summary()})
 
     def _samples(self, ctx: StageContext, baseline: Path, inputs: list[TensorInfo]) -> dict[str, object]:
         """Seeded inputs and the baseline's outputs on them, so later stages check numerics cheaply."""

@@ -214,8 +214,32 @@ class S3Storage(Storage):
         if not path.is_file():
             raise StorageError("no such local file to upload", where=str(path), fix="check the path")
         # Above the threshold this is a multipart upload; the object appears only once it completes.
-        self._run("upload", full, lambda: self.client.upload_file(str(path), self.bucket, full,
-                                                                  Config=self._transfer))
+        multipart = path.stat().st_size >= self._transfer.multipart_threshold
+        if multipart:
+            self._abort_unfinished(full)  # parts an earlier attempt left when it was killed mid-upload
+        try:
+            self._run("upload", full, lambda: self.client.upload_file(str(path), self.bucket, full,
+                                                                      Config=self._transfer))
+        except BaseException:
+            if multipart:
+                self._abort_unfinished(full)
+            raise
+
+    def _abort_unfinished(self, full: str) -> int:
+        """Abort the multipart uploads still open for exactly `full`: S3 keeps (and bills) their parts until they
+        are aborted. Best effort: when S3 is unreachable the bucket's lifecycle rule is the backstop
+        (docs/reliability.md). Returns how many were aborted."""
+        aborted = 0
+        try:
+            listing = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=full)
+            for upload in listing.get("Uploads", []):
+                if upload.get("Key") == full:
+                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload["UploadId"])
+                    aborted += 1
+        except Exception as error:
+            if not _is_sdk_error(error):
+                raise
+        return aborted
 
     def download_file(self, key: str, path: Path) -> None:
         full = self._full(key)

@@ -41,7 +41,8 @@ def stage_records(store: Storage) -> list[StageRecord]:
 
 
 def assemble_results(ctx: StageContext) -> RunResults:
-    records = stage_records(ctx.store)
+    # The report's own record is written once it returns; what is stored now is a placeholder or an old attempt's.
+    records = [r for r in stage_records(ctx.store) if r.stage != "report"]
     latest = {(r.stage, r.target): r for r in records}
     benchmarks: list[VariantBenchmark] = []
     accuracy: list[Accuracy] = []
