@@ -141,15 +141,17 @@ def _crashed(scratch: Scratch, plan: StagingPlan, events: _Events, isolation: Is
 
 def execute(scratch: Scratch, *, on_stage: StageCallback | None = None,
             on_progress: Callable[[str], None] | None = None, on_log: Callable[[str, str], None] | None = None,
-            mechanism: str | None = None, deadline: float | None = None) -> ExecuteResult:
-    """Run the staged phase in `scratch`; write out/declared.json and out/result.json and return the result."""
+            mechanism: str | None = None, deadline: float | None = None,
+            child_module: str = "optismith.pipeline.child") -> ExecuteResult:
+    """Run the staged phase in `scratch`; write out/declared.json and out/result.json and return the result.
+    `child_module` is what runs confined (`python -m <it> --scratch DIR --events-fd N`)."""
     plan = scratch.read_plan()
     shutil.rmtree(scratch.out, ignore_errors=True)
     scratch.out.mkdir(parents=True)
     logs = scratch.run / layout.LOGS_PREFIX
     logs.mkdir(parents=True, exist_ok=True)
     read_fd, write_fd = os.pipe()
-    command = [sys.executable, "-m", "optismith.pipeline.child", "--scratch", str(scratch.root),
+    command = [sys.executable, "-m", child_module, "--scratch", str(scratch.root),
                "--events-fd", str(write_fd)]
     confinement = confine(command, scratch.root, workdir=scratch.work, protected=(scratch.inputs, scratch.staging),
                           mechanism=mechanism)

@@ -183,6 +183,7 @@ def _bwrap_argv(command: Sequence[str], scratch: Path, workdir: Path, protected:
     argv += ["--tmpfs", "/tmp", "--bind", str(scratch), str(scratch)]
     for inner in protected:
         argv += ["--ro-bind", str(inner), str(inner)]
+    argv += ["--remount-ro", "/"]  # the new root is a tmpfs: without this, files could be made outside scratch
     return [*argv, "--chdir", str(workdir), "--", *command]
 
 
