@@ -98,7 +98,8 @@ def _drive(scratch: str, manifest_path: str, run_dir: str, mechanism: str, deadl
 def main() -> int:
     if sys.argv[1] == "--drive":
         return _drive(*sys.argv[2:7])
-    registry.STAGES.update({name: "tests.pipeline.hostile_child:QuietStage" for name in ("freeze", "optimize", "quantize", "convert")})
+    quiet = "tests.pipeline.hostile_child:QuietStage"
+    registry.STAGES.update(dict.fromkeys(("freeze", "optimize", "quantize", "convert"), quiet))
     registry.STAGES["inspect"] = "tests.pipeline.hostile_child:HostileStage"
     return child.main()
 

@@ -21,7 +21,8 @@ CLI = [sys.executable, "-m", "optismith.cli"]
 # What TensorFlow (C++ and Python), absl, the TFLite converter, MLIR, ONNX Runtime and OpenVINO print.
 LIBRARY_LOG = re.compile(
     r"^[WIEF]0000 |WARNING: All log messages before absl|tensorflow/|WARNING:tensorflow|oneDNN|^loc\(|"
-    r"onnxruntime|fully_quantize|XNNPACK|Instructions for updating|\[ (?:WARNING|INFO|ERROR) \]|^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [WIEF] ",
+    r"onnxruntime|fully_quantize|XNNPACK|Instructions for updating|\[ (?:WARNING|INFO|ERROR) \]|"
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [WIEF] ",
     re.MULTILINE,
 )
 
