@@ -357,8 +357,8 @@ class NodeAgent:
             record.argv, record.env, record.cwd = spec.argv, spec.env, str(spec.cwd)
             run = ContainerRun(container["name"], spec.argv, spec.env)
             record.containers.append(run)
-            exit_code = await self._execute(pod, container, spec, started_at, restarts, last_state, record)
-            run.pid, run.exit_code = record.pid, exit_code
+            exit_code = await self._execute(pod, container, spec, started_at, restarts, last_state, record, run)
+            run.exit_code = exit_code
             run.message = termination_message(spec, container, exit_code)
             message = termination_message(spec, container, exit_code)
             record.exit_code, record.message = exit_code, message
@@ -389,6 +389,7 @@ class NodeAgent:
         restarts: int,
         last_state: Obj,
         record: PodRun,
+        run: ContainerRun | None = None,
     ) -> int:
         status = {
             "phase": "Running",
@@ -408,7 +409,7 @@ class NodeAgent:
                 )
             ],
         }
-        return await self._spawn(pod, spec, record, None, status)
+        return await self._spawn(pod, spec, record, run, status)
 
     async def _spawn(self, pod: Obj, spec: ProcessSpec, record: PodRun, run: ContainerRun | None, status: Obj) -> int:
         """Start the process, post `status` (its pid as the container id), wait for the exit code."""
