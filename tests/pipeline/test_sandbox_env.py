@@ -39,8 +39,8 @@ def test_a_forced_mechanism_that_does_not_work_is_an_error(monkeypatch: pytest.M
 
 
 def test_falling_back_to_none_is_recorded_with_the_reasons(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sandbox, "unavailable", lambda mechanism: {
-        "bwrap": "bwrap is not installed", "unshare": "unshare: Operation not permitted"}.get(mechanism))
+    reasons = {"bwrap": "bwrap is not installed", "unshare": "unshare: Operation not permitted"}
+    monkeypatch.setattr(sandbox, "unavailable", reasons.get)
     confined = confine(["python", "-c", "pass"], tmp_path)
     assert confined.argv == ["python", "-c", "pass"]
     isolation = confined.isolation
