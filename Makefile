@@ -18,12 +18,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
 	rm -f $(VENV)/.installed-* && touch $@
 
-# Prometheus (Debian package) for the dashboard and metrics tests; installed when we are root.
+# Debian packages, installed when we are root: Prometheus for the dashboard and metrics tests; bubblewrap,
+# which confines the stages that run the model (docs/isolation.md; without it they fall back to unshare).
 system-deps:
-	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then \
+	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null || ! command -v bwrap >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
-	  else echo "prometheus is missing: sudo apt-get install -y prometheus"; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus bubblewrap >/dev/null; \
+	  else echo "missing: sudo apt-get install -y prometheus bubblewrap"; fi; \
 	fi
 
 examples/digits/model/saved_model.pb: examples/digits/train.py | install

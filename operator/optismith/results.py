@@ -142,6 +142,27 @@ class Selection(Record):
     candidates: list[Candidate]
 
 
+class Isolation(Record):
+    """What confined a stage that ran the model (optismith.pipeline.sandbox): the weakest property wins,
+    so a reader sees at once whether the model could reach the network, the host's files or secrets."""
+
+    mechanism: Literal["bwrap", "unshare", "none", "in-process"]  # in-process: the credential holder ran it
+    network: Literal["none", "shared"]  # none: its own network namespace, no route out
+    filesystem: Literal["scratch-only", "read-only-host", "unrestricted"]
+    processes: Literal["own-namespace", "shared"]  # shared: other processes' /proc/<pid>/environ may be readable
+    credentials: Literal["absent", "present"]
+    environment: list[str] = Field(default_factory=list)  # names of the variables the stage saw
+    note: str = ""  # why it is weaker than it could be, or where it ran
+
+    @property
+    def summary(self) -> str:
+        network = "no network" if self.network == "none" else "network shared"
+        files = {"scratch-only": "sees only its scratch dir", "read-only-host": "host read-only",
+                 "unrestricted": "host files unrestricted"}[self.filesystem]
+        return (f"{self.mechanism}: {network}, {files}, credentials {self.credentials}"
+                + (f" ({self.note})" if self.note else ""))
+
+
 class StageRecord(Record):
     """Written by every stage when it finishes (successfully or not)."""
 
@@ -159,6 +180,11 @@ class StageRecord(Record):
     benchmarks: list[VariantBenchmark] = Field(default_factory=list)
     accuracy: list[Accuracy] = Field(default_factory=list)
     payload: dict[str, Any] = Field(default_factory=dict)  # stage-specific (source info, environment, ...)
+    isolation: Isolation | None = None  # how the runner confined the stage (None: it runs no model code)
+
+    @property
+    def label(self) -> str:
+        return f"{self.stage}@{self.target}" if self.target else self.stage
 
 
 class RunResults(Record):
@@ -177,6 +203,7 @@ class RunResults(Record):
     benchmarks: list[VariantBenchmark]
     accuracy: list[Accuracy]
     selection: Selection | None
+    isolation: dict[str, Isolation] = Field(default_factory=dict)  # stage label -> how it was confined
 
 
 class ManifestEntry(Record):

@@ -1,4 +1,8 @@
-"""Terminal display for local runs: a progress bar over the plan's steps and the final table."""
+"""Terminal display for local runs: a progress bar over the plan's steps and the final table.
+
+Only progress and results reach the terminal: the libraries' output goes to the stages' log files
+(optismith.pipeline.capture), and `--verbose` streams it here dimmed (`print_log_line`).
+"""
 
 from __future__ import annotations
 
@@ -25,6 +29,8 @@ class RunDisplay:
             TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
             TimeElapsedColumn(), TextColumn("{task.fields[detail]}"), console=console,
             disable=not enabled, transient=False,
+            # Not through the display: a stage's stderr is redirected to its log file while it runs.
+            redirect_stdout=False, redirect_stderr=False,
         )
         self._task: TaskID | None = None
 
@@ -53,6 +59,23 @@ class RunDisplay:
             self._progress.update(self._task, detail=message[:70])
 
 
+def print_log_line(log: str, line: str) -> None:
+    """`--verbose`: one line of a stage's log, dimmed and marked with its file."""
+    console.print(f"[dim]{log}: {line}[/]", markup=True, highlight=False, soft_wrap=True)
+
+
+def status_word(variant_status: str, benchmark_status: str | None, passed: bool | None) -> str:
+    """One vocabulary for the table: built (not measured), measured (did not pass the gates), passed,
+    failed (build, numerics or measurement), skipped."""
+    if variant_status in ("failed", "rejected") or benchmark_status in ("failed", "rejected"):
+        return "failed"
+    if variant_status == "skipped" or benchmark_status == "skipped":
+        return "skipped"
+    if benchmark_status is None:
+        return "built"
+    return "passed" if passed else "measured"
+
+
 def _fmt(value: float | None, pattern: str) -> str:
     return "-" if value is None else pattern.format(value)
 
@@ -66,6 +89,7 @@ def final_table(results: RunResults, run_uri: str, seconds: float, batch_size: i
         table.add_column(column, justify="left" if left else "right", no_wrap=column != "gates",
                          overflow="fold" if column == "gates" else "ellipsis")
     benchmarks = {(b.variant, b.target): b for b in results.benchmarks}
+    variant_status = {v.name: v.status for v in results.variants}
     candidates = sorted(selection.candidates if selection else [],
                         key=lambda c: c.latency_p50_ms if c.latency_p50_ms is not None else 1e18)
     shown = set()
@@ -76,7 +100,8 @@ def final_table(results: RunResults, run_uri: str, seconds: float, batch_size: i
         bench = benchmarks.get((candidate.variant, candidate.target))
         table.add_row(
             f"{candidate.variant} {'WINNER' if winner else ''}".strip(), candidate.target,
-            bench.status if bench else "built",
+            status_word(variant_status.get(candidate.variant, "built"), bench.status if bench else None,
+                        candidate.passed),
             _fmt(candidate.latency_p50_ms, "{:.3f}"), _fmt(candidate.latency_p99_ms, "{:.3f}"),
             _fmt(candidate.speedup, "{:.2f}x"), _fmt(candidate.throughput_per_s, "{:.0f}"),
             "-" if candidate.size_bytes is None else f"{candidate.size_bytes / 1024:.0f} KiB",
@@ -85,7 +110,8 @@ def final_table(results: RunResults, run_uri: str, seconds: float, batch_size: i
         )
     for variant in results.variants:
         if variant.name not in shown:
-            table.add_row(variant.name, "-", variant.status, "-", "-", "-", "-", "-", "-", variant.reason[:160])
+            table.add_row(variant.name, "-", status_word(variant.status, None, None), "-", "-", "-", "-", "-", "-",
+                          variant.reason[:160])
     console.print(table)
     if selection is not None and selection.winner:
         console.print(f"[bold green]Winner:[/] {selection.winner} on {selection.winner_target} — {selection.message}")

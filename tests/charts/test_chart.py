@@ -50,6 +50,7 @@ CUSTOM: dict[str, Any] = {
         "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
     },
     "grafana": {"dashboard": {"enabled": True, "namespace": "monitoring"}},
+    "workerNetworkPolicy": {"objectStore": {"cidrs": ["10.20.0.0/16"], "ports": [8333]}},
 }
 VALUE_SETS = {"default": {}, "custom": CUSTOM}
 
@@ -208,7 +209,7 @@ def test_every_manifest_validates_strictly(rendered: dict[str, list[dict[str, An
             kubernetes_validate.validate(document, KUBE_VERSION, strict=True)
     expected = {"Deployment", "ServiceAccount", "Service", "ClusterRole", "ClusterRoleBinding"}
     if values == "custom":
-        expected |= {"Role", "RoleBinding", "ServiceMonitor", "PrometheusRule", "ConfigMap"}
+        expected |= {"Role", "RoleBinding", "ServiceMonitor", "PrometheusRule", "ConfigMap", "NetworkPolicy"}
     assert kinds == expected
 
 

@@ -43,15 +43,18 @@ class StartError(Exception):
     """The process cannot be started (no command, executable not found): StartError, exit code 128."""
 
 
+def _gpus(container: Mapping[str, Any]) -> int:
+    resources = container.get("resources") or {}
+    amount = (resources.get("limits") or {}).get(GPU_RESOURCE) or (resources.get("requests") or {}).get(GPU_RESOURCE)
+    return int(amount or 0)
+
+
 def gpu_request(pod: Mapping[str, Any]) -> int:
-    total = 0
-    for container in (pod.get("spec") or {}).get("containers") or []:
-        resources = container.get("resources") or {}
-        amount = (resources.get("limits") or {}).get(GPU_RESOURCE) or (resources.get("requests") or {}).get(
-            GPU_RESOURCE
-        )
-        total += int(amount or 0)
-    return total
+    """The pod's effective request, as the scheduler computes it: init containers run one at a time, so
+    the larger of their largest request and the sum of the app containers'."""
+    spec = pod.get("spec") or {}
+    app = sum(_gpus(c) for c in spec.get("containers") or [])
+    return max([app, *(_gpus(c) for c in spec.get("initContainers") or [])])
 
 
 _VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
@@ -69,12 +72,14 @@ def expand(text: str, env: Mapping[str, str]) -> str:
 
 
 def substitute_paths(text: str, path_map: Mapping[str, str]) -> str:
-    """Replace container path prefixes with local ones, only at path boundaries."""
-    for prefix in sorted(path_map, key=len, reverse=True):
-        pattern = r'(^|(?<=[=:,\s"\']))' + re.escape(prefix.rstrip("/")) + r'(?=/|$|[\s"\',:;])'
-        local = path_map[prefix].rstrip("/").replace("\\", "\\\\")  # a literal replacement, not a template
-        text = re.sub(pattern, local, text)
-    return text
+    """Replace container path prefixes with local ones, only at path boundaries, in one pass (a local
+    path that starts like another mount path, e.g. /tmp/... for /tmp, is not replaced again)."""
+    if not path_map:
+        return text
+    prefixes = {prefix.rstrip("/") or "/": local.rstrip("/") for prefix, local in path_map.items()}
+    alternatives = "|".join(re.escape(p) for p in sorted(prefixes, key=len, reverse=True))
+    pattern = r'(^|(?<=[=:,\s"\']))(' + alternatives + r')(?=/|$|[\s"\',:;])'
+    return re.sub(pattern, lambda m: m.group(1) + prefixes[m.group(2)], text)
 
 
 def _field_ref(pod: Mapping[str, Any], path: str) -> str:
@@ -169,6 +174,8 @@ class Translator:
     path_map: Mapping[str, str] = dataclasses.field(default_factory=dict)
     inherit_env: Sequence[str] = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
     extra_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # What stands in for the service-account token: withheld when the pod sets automountServiceAccountToken: false.
+    service_account_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
     termination_message_env: str | None = "TERMINATION_MESSAGE_PATH"
 
     def _entrypoint(self, image: str) -> list[str] | None:
@@ -233,6 +240,8 @@ class Translator:
 
         base = {k: os.environ[k] for k in self.inherit_env if k in os.environ}
         base.update(self.extra_env)
+        if (pod.get("spec") or {}).get("automountServiceAccountToken") is not False:
+            base.update(self.service_account_env)
         base["HOSTNAME"] = (pod.get("metadata") or {}).get("name", "")
         own = await resolve_env(container, pod, fetch, base)
         env = {**base, **{k: substitute_paths(v, paths) for k, v in own.items()}}

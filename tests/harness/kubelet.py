@@ -6,9 +6,11 @@ thread and event loop (so the API server's loop never waits for a process):
 
 * a scheduler: GPU fit on the node (unfit pods stay Pending with ``PodScheduled=False``,
   reason ``Unschedulable``), then a binding;
-* the node agent: runs the first container (see ``containers.py`` for the command/env/path
-  translation), at most ``max_parallel`` at a time, writes the Pod status as a kubelet does
-  (termination message, exit code, restart counts), and kills processes of deleted pods;
+* the node agent: runs the init containers in order, each to completion, then the first container
+  (see ``containers.py`` for the command/env/path translation), at most ``max_parallel`` pods at a time,
+  writes the Pod status as a kubelet does (``initContainerStatuses`` and ``containerStatuses``:
+  termination message, exit code, restart counts; a failed init container fails a ``Never`` pod), and
+  kills processes of deleted pods;
 * the Job controller (``jobcontroller.py``), unless disabled.
 
 Usage::
@@ -51,8 +53,22 @@ Obj = dict[str, Any]
 
 
 @dataclasses.dataclass
+class ContainerRun:
+    """One container's process of a pod (init containers first, in order)."""
+
+    name: str
+    argv: list[str] = dataclasses.field(default_factory=list)
+    env: dict[str, str] = dataclasses.field(default_factory=dict)
+    pid: int | None = None
+    exit_code: int | None = None
+    message: str = ""
+
+
+@dataclasses.dataclass
 class PodRun:
-    """What the node did with a pod; for assertions (``kubelet.runs``)."""
+    """What the node did with a pod; for assertions (``kubelet.runs``). ``argv``/``env``/``cwd``/``pid`` are
+    the current (last started) container's; ``exit_code`` and ``message`` the pod's outcome: the failed
+    init container's, or the main container's."""
 
     namespace: str
     name: str
@@ -63,6 +79,7 @@ class PodRun:
     exit_code: int | None = None
     message: str = ""
     killed: bool = False
+    containers: list[ContainerRun] = dataclasses.field(default_factory=list)
 
 
 def _conditions(*pairs: tuple[str, bool], reason: str | None = None, message: str | None = None) -> list[Obj]:
@@ -265,7 +282,64 @@ class NodeAgent:
                     reported = True
                 await asyncio.sleep(0.5)
 
+    async def _run_init_containers(self, pod: Obj, record: PodRun) -> bool:
+        """Each init container to completion, in order (restarted on failure unless restartPolicy is
+        Never); False when the pod failed."""
+        policy = pod["spec"].get("restartPolicy", "Always")
+        main = pod["spec"]["containers"][0]
+        done: list[Obj] = []
+        waiting = {"waiting": {"reason": "PodInitializing"}}
+        for container in pod["spec"].get("initContainers") or []:
+            restarts = 0
+            while True:
+                started_at = timestamp()
+                run = ContainerRun(container["name"])
+                record.containers.append(run)
+                try:
+                    spec = await self._prepare(pod, container)
+                except StartError as e:
+                    spec, exit_code, message = None, 128, str(e)
+                if spec is not None:
+                    record.argv, record.env, record.cwd = spec.argv, spec.env, str(spec.cwd)
+                    run.argv, run.env = spec.argv, spec.env
+                    running = self._container_status(
+                        container, None, restarts, {}, {"running": {"startedAt": started_at}}, ready=False)
+                    status = {"phase": "Pending", "initContainerStatuses": [*done, running],
+                              "containerStatuses": [self._container_status(main, None, 0, {}, waiting, ready=False)],
+                              "conditions": _conditions(("PodScheduled", True), ("Initialized", False),
+                                                        reason="ContainersNotInitialized",
+                                                        message=f"containers with incomplete status: "
+                                                                f"[{container['name']}]")}
+                    exit_code = await self._spawn(pod, spec, record, run, status)
+                    message = termination_message(spec, container, exit_code)
+                run.exit_code, run.message = exit_code, message
+                terminated: Obj = {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error",
+                                   "startedAt": started_at, "finishedAt": timestamp(),
+                                   "containerID": f"harness://{run.pid or 0}"}
+                if message:
+                    terminated["message"] = message
+                final_status = self._container_status(container, run.pid, restarts, {}, {"terminated": terminated},
+                                                      ready=exit_code == 0)
+                if exit_code == 0:
+                    done.append(final_status)
+                    break
+                if policy == "Never":
+                    record.exit_code, record.message = exit_code, message
+                    await self._patch_status(pod, {
+                        "phase": "Failed", "initContainerStatuses": [*done, final_status],
+                        "containerStatuses": [self._container_status(main, None, 0, {}, waiting, ready=False)],
+                        "conditions": _conditions(("PodScheduled", True), ("Initialized", False),
+                                                  ("ContainersReady", False), ("Ready", False),
+                                                  reason="PodFailed")})
+                    return False
+                restarts += 1
+        if done:
+            await self._patch_status(pod, {"initContainerStatuses": done})
+        return True
+
     async def _run_container(self, pod: Obj, record: PodRun) -> None:
+        if not await self._run_init_containers(pod, record):
+            return
         container = pod["spec"]["containers"][0]
         policy = pod["spec"].get("restartPolicy", "Always")
         restarts = 0
@@ -281,7 +355,11 @@ class NodeAgent:
                 record.exit_code, record.message = 128, str(e)
                 return
             record.argv, record.env, record.cwd = spec.argv, spec.env, str(spec.cwd)
-            exit_code = await self._execute(pod, container, spec, started_at, restarts, last_state, record)
+            run = ContainerRun(container["name"], spec.argv, spec.env)
+            record.containers.append(run)
+            exit_code = await self._execute(pod, container, spec, started_at, restarts, last_state, record, run)
+            run.exit_code = exit_code
+            run.message = termination_message(spec, container, exit_code)
             message = termination_message(spec, container, exit_code)
             record.exit_code, record.message = exit_code, message
             again = exit_code != 0 and policy in ("OnFailure", "Always")
@@ -311,7 +389,30 @@ class NodeAgent:
         restarts: int,
         last_state: Obj,
         record: PodRun,
+        run: ContainerRun | None = None,
     ) -> int:
+        status = {
+            "phase": "Running",
+            "startTime": started_at,
+            "hostIP": "127.0.0.1",
+            "podIP": "127.0.0.1",
+            "podIPs": [{"ip": "127.0.0.1"}],
+            "conditions": _conditions(
+                ("PodScheduled", True),
+                ("Initialized", True),
+                ("ContainersReady", True),
+                ("Ready", True),
+            ),
+            "containerStatuses": [
+                self._container_status(
+                    container, None, restarts, last_state, {"running": {"startedAt": started_at}}, ready=True
+                )
+            ],
+        }
+        return await self._spawn(pod, spec, record, run, status)
+
+    async def _spawn(self, pod: Obj, spec: ProcessSpec, record: PodRun, run: ContainerRun | None, status: Obj) -> int:
+        """Start the process, post `status` (its pid as the container id), wait for the exit code."""
         with open(spec.log_path, "ab") as log:
             process = await asyncio.create_subprocess_exec(
                 *spec.argv,
@@ -323,33 +424,14 @@ class NodeAgent:
                 start_new_session=True,
             )
         record.pid = process.pid
+        if run is not None:
+            run.pid = process.pid
+        for key in ("containerStatuses", "initContainerStatuses"):
+            for container_status in status.get(key) or []:
+                if "running" in container_status["state"]:
+                    container_status["containerID"] = f"harness://{process.pid}"
         try:
-            await self._patch_status(
-                pod,
-                {
-                    "phase": "Running",
-                    "startTime": started_at,
-                    "hostIP": "127.0.0.1",
-                    "podIP": "127.0.0.1",
-                    "podIPs": [{"ip": "127.0.0.1"}],
-                    "conditions": _conditions(
-                        ("PodScheduled", True),
-                        ("Initialized", True),
-                        ("ContainersReady", True),
-                        ("Ready", True),
-                    ),
-                    "containerStatuses": [
-                        self._container_status(
-                            container,
-                            process.pid,
-                            restarts,
-                            last_state,
-                            {"running": {"startedAt": started_at}},
-                            ready=True,
-                        )
-                    ],
-                },
-            )
+            await self._patch_status(pod, status)
             code = await process.wait()
         except asyncio.CancelledError:  # the pod was deleted: stop it like a kubelet would
             grace = min(float(pod["spec"].get("terminationGracePeriodSeconds", 30)), self.max_grace_seconds)
@@ -486,14 +568,16 @@ class Kubelet:
         self._own_tmp = tempfile.TemporaryDirectory(prefix="kubelet-") if workdir is None else None
         self.workdir = Path(workdir) if workdir is not None else Path(self._own_tmp.name)  # type: ignore[union-attr]
         env = dict(extra_env or {})
-        if expose_kubeconfig and self.api is not None:
-            env.setdefault("KUBECONFIG", str(self.api.kubeconfig))  # stands in for the service account
+        account: dict[str, str] = {}
+        if expose_kubeconfig and self.api is not None and "KUBECONFIG" not in env:
+            account["KUBECONFIG"] = str(self.api.kubeconfig)  # stands in for the service account's token
         self.translator = Translator(
             command_map=dict(command_map or {}),
             image_entrypoints=dict(image_entrypoints or {}),
             path_map=dict(path_map or {}),
             inherit_env=tuple(inherit_env),
             extra_env=env,
+            service_account_env=account,
             termination_message_env=termination_message_env,
         )
         self.node_name = node_name

@@ -262,3 +262,58 @@ def test_ttl_after_finished_deletes_the_job_and_its_pods(k8s_api: ApiServer, kub
     eventually(lambda: k8s_api.client.request("GET", jobs_path("short-lived")).status == 404)
     assert not pods_of(k8s_api, "short-lived")
     assert k8s_api.history.deletes(resource="jobs", user_agent="harness-kubelet")
+
+
+def _with_init_containers(name: str, steps: list[tuple[str, str]], main: str) -> dict[str, Any]:
+    """A Job whose pod runs `steps` (name, code) as init containers, then `main`, sharing an emptyDir."""
+    body = job(name, main, volumeMounts=[{"name": "shared", "mountPath": "/shared"}])
+    pod = body["spec"]["template"]["spec"]
+    pod["volumes"] = [{"name": "shared", "emptyDir": {}}]
+    pod["initContainers"] = [
+        {"name": step, "image": "python:3.11-slim", "command": ["python", "-c", code],
+         "volumeMounts": [{"name": "shared", "mountPath": "/shared"}],
+         "terminationMessagePolicy": "FallbackToLogsOnError"}
+        for step, code in steps
+    ]
+    return body
+
+
+def test_init_containers_run_in_order_on_a_shared_volume(k8s_api: ApiServer, kubelet: Callable[..., Kubelet]) -> None:
+    node = kubelet()
+    append = "open('/shared/trail', 'a').write('{}\\n')"
+    k8s_api.client.create(jobs_path(), _with_init_containers(
+        "ordered",
+        [("first", append.format("first")), ("second", append.format("second"))],
+        "import os; trail = open('/shared/trail').read().split(); "
+        "open(os.environ['TERMINATION_MESSAGE_PATH'], 'w').write(','.join(trail + ['main']))",
+    ))
+    finished = wait_finished(k8s_api, "ordered")
+    assert finished["status"]["succeeded"] == 1
+    [pod] = pods_of(k8s_api, "ordered")
+    init = pod["status"]["initContainerStatuses"]
+    assert [s["name"] for s in init] == ["first", "second"]
+    assert all(s["state"]["terminated"]["exitCode"] == 0 for s in init)
+    assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"] == "first,second,main"
+    [run] = node.runs
+    assert [c.name for c in run.containers] == ["first", "second", "main"] and run.exit_code == 0
+
+
+def test_a_failed_init_container_fails_the_pod_and_the_rest_never_run(
+    k8s_api: ApiServer, kubelet: Callable[..., Kubelet]
+) -> None:
+    node = kubelet()
+    k8s_api.client.create(jobs_path(), _with_init_containers(
+        "halted",
+        [("fetch", "print('cannot reach the store'); raise SystemExit(5)"), ("never", "raise SystemExit(0)")],
+        "raise SystemExit(0)",
+    ))
+    finished = wait_finished(k8s_api, "halted")
+    assert finished["status"]["failed"] == 1
+    [pod] = pods_of(k8s_api, "halted")
+    assert pod["status"]["phase"] == "Failed"
+    [fetch] = pod["status"]["initContainerStatuses"]
+    assert (fetch["name"], fetch["state"]["terminated"]["exitCode"]) == ("fetch", 5)
+    assert fetch["state"]["terminated"]["message"] == "cannot reach the store\n"
+    assert pod["status"]["containerStatuses"][0]["state"] == {"waiting": {"reason": "PodInitializing"}}
+    [run] = node.runs
+    assert [c.name for c in run.containers] == ["fetch"] and run.exit_code == 5

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.harness import ApiServer, Kubelet
+from tests.harness.containers import Translator
 from tests.harness.kopf_runner import KopfProcess
 from tests.operator.cluster import CRD, FAKE_WORKER, NAMESPACE, Cluster, OptismithOperator, free_port
 
@@ -37,6 +38,8 @@ def cluster(
         worker = [f"{sys.prefix}/bin/optismith"] if real_worker else [sys.executable, str(FAKE_WORKER)]
         options.setdefault("command_map", {"optismith": worker})
         options.setdefault("termination_message_env", "OPTISMITH_TERMINATION_LOG")
+        # Workers import the code under test, wherever the tests run it from (a checkout on PYTHONPATH).
+        options.setdefault("inherit_env", (*Translator.inherit_env, "PYTHONPATH"))
         return kubelet(**options)
 
     def start_operator(env: dict[str, str] | None = None, **options: Any) -> KopfProcess:

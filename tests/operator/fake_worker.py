@@ -5,6 +5,11 @@ Behaviour is steered by the model URI (a path that is never opened):
   .../fail-<phase>/...        every attempt of that phase fails with a StorageError-like message
   .../flaky-<phase>/...       the first attempt of that phase fails, later ones succeed
   .../sleep-<seconds>/...     each phase sleeps that long (for mid-run restarts, updates, deletions)
+
+A staged phase's Job runs it three times (`--step fetch`, `execute`, `upload`, sharing `--scratch`): the
+fetch step sleeps or fails as steered, the execute step refuses to run when it was given credentials or the
+manifest (the separation of duties, end to end), and the upload step writes the records; each step checks
+that the one before it ran on the same volume.
 """
 
 from __future__ import annotations
@@ -58,14 +63,38 @@ def succeeded(stages: list[str], target: str | None) -> str:
                               ).render(4096)
 
 
+def fail(code: int, reason: str, message: str, target: str | None) -> int:
+    Path(os.environ["OPTISMITH_TERMINATION_LOG"]).write_text(
+        TerminationMessage(status="failed", target=target, reason=reason, message=message).render(4096))
+    print(f"error [{reason}]: {message}", file=sys.stderr)
+    return code
+
+
+def execute_step(scratch: Path, target: str | None) -> int:
+    """No credentials, no manifest: what the model-running step of a staged Job may hold."""
+    leaked = sorted(k for k in os.environ if k.startswith("AWS_") or k in ("OPTISMITH_MANIFEST", "KUBECONFIG"))
+    if leaked:
+        return fail(99, "Leak", f"the execute step was given {', '.join(leaked)}", target)
+    if not (scratch / "fetched").is_file():
+        return fail(98, "OutOfOrder", "the execute step ran before the fetch step", target)
+    (scratch / "executed").write_text("ok")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("command")
     parser.add_argument("stages", nargs="+")
     parser.add_argument("--manifest-env")
-    parser.add_argument("--run-uri", required=True)
+    parser.add_argument("--run-uri")
     parser.add_argument("--target")
+    parser.add_argument("--step", default="inline")
+    parser.add_argument("--scratch")
     args = parser.parse_args()
+    if args.step == "execute":
+        return execute_step(Path(args.scratch), args.target)
+    if args.step == "upload" and not (Path(args.scratch) / "executed").is_file():
+        return fail(98, "OutOfOrder", "the upload step ran before the execute step", args.target)
     manifest = json.loads(os.environ[args.manifest_env])
     spec, meta = manifest["spec"], manifest["metadata"]
     uri = spec["model"]["uri"]
@@ -73,19 +102,18 @@ def main() -> int:
     run = Path(args.run_uri)
     run.mkdir(parents=True, exist_ok=True)
     attempts_file = run / f".attempts-{phase}-{args.target or ''}"
-    attempt = int(attempts_file.read_text()) + 1 if attempts_file.exists() else 1
-    attempts_file.write_text(str(attempt))
-    sleep = re.search(r"sleep-([0-9.]+)", uri)
-    if sleep:
-        time.sleep(float(sleep.group(1)))
-    if f"fail-{phase}" in uri or (f"flaky-{phase}" in uri and attempt == 1):
-        message = TerminationMessage(
-            status="failed", target=args.target, reason="StorageError",
-            message=f"S3 endpoint unreachable while trying to download (attempt {attempt})",
-        )
-        Path(os.environ["OPTISMITH_TERMINATION_LOG"]).write_text(message.render(4096))
-        print("error [StorageError]: S3 endpoint unreachable", file=sys.stderr)
-        return 5
+    if args.step in ("inline", "fetch"):  # the first step of the Job: the one that sleeps or fails
+        attempt = int(attempts_file.read_text()) + 1 if attempts_file.exists() else 1
+        attempts_file.write_text(str(attempt))
+        sleep = re.search(r"sleep-([0-9.]+)", uri)
+        if sleep:
+            time.sleep(float(sleep.group(1)))
+        if f"fail-{phase}" in uri or (f"flaky-{phase}" in uri and attempt == 1):
+            return fail(5, "StorageError", f"S3 endpoint unreachable while trying to download (attempt {attempt})",
+                        args.target)
+    if args.step == "fetch":
+        (Path(args.scratch) / "fetched").write_text(phase)
+        return 0
     (run / "stages").mkdir(exist_ok=True)
     for stage in args.stages:
         (run / layout.stage_record(stage, args.target)).write_text(stage_record(stage, args.target))

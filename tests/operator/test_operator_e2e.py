@@ -95,7 +95,8 @@ def test_digits_end_to_end_with_kubectl_seaweedfs_and_prometheus(
     path.write_text(yaml.safe_dump(manifest))
     cluster.api.kubectl("apply", "--validate=false", "-f", str(path))
     waited = cluster.api.kubectl(
-        "wait", "--for=condition=Succeeded", "mo/digits", "-n", cluster.namespace, "--timeout=600s", check=False
+        "wait", "--for=condition=Succeeded", "mo/digits", "-n", cluster.namespace, "--timeout=600s", check=False,
+        timeout=620,  # kubectl's own --timeout is the bound, not the helper's default minute
     )
     body = cluster.resource("digits")
     diagnosis = f"{waited.stdout}{waited.stderr}\n{json.dumps(body, indent=1)}\n{operator.logs()[-3000:]}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,8 +18,29 @@ ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "optismith.cli"]
 
 
+# What TensorFlow (C++ and Python), absl, the TFLite converter, MLIR, ONNX Runtime and OpenVINO print.
+LIBRARY_LOG = re.compile(
+    r"^[WIEF]0000 |WARNING: All log messages before absl|tensorflow/|WARNING:tensorflow|oneDNN|^loc\(|"
+    r"onnxruntime|fully_quantize|XNNPACK|Instructions for updating|\[ (?:WARNING|INFO|ERROR) \]|"
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [WIEF] ",
+    re.MULTILINE,
+)
+
+
+def camel_keys_only(value: Any, where: str = "") -> list[str]:
+    """Paths of keys that are not camelCase."""
+    if isinstance(value, dict):
+        return [bad for k, v in value.items() for bad in
+                ([f"{where}.{k}"] if "_" in str(k) else []) + camel_keys_only(v, f"{where}.{k}")]
+    if isinstance(value, list):
+        return [bad for i, v in enumerate(value) for bad in camel_keys_only(v, f"{where}[{i}]")]
+    return []
+
+
 def optismith(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    merged = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "COLUMNS": "200", **(env or {})}
+    # No TF_CPP_MIN_LOG_LEVEL here: the terminal must be quiet by itself, as in `make demo`.
+    merged = {**os.environ, "COLUMNS": "200", **(env or {})}
+    merged.pop("TF_CPP_MIN_LOG_LEVEL", None)
     return subprocess.run([*CLI, *args], capture_output=True, text=True, env=merged, timeout=timeout, check=False)
 
 
@@ -89,10 +111,14 @@ def test_run_end_to_end_writes_a_complete_verified_run(digits_dir: Path, tmp_pat
     )
     result = optismith("run", "-f", str(path), "--run-id", "r1", "--json")
     assert result.returncode == 0, result.stdout + result.stderr
-    summary = json.loads(result.stdout)
+    summary = json.loads(result.stdout)  # exactly one JSON object: json.loads refuses anything more
     run_dir = tmp_path / "runs" / "digits" / "r1"
-    assert summary["runUri"] == str(run_dir)
-    assert summary["selection"]["winner"]
+    assert summary["status"] == "succeeded" and summary["runUri"] == str(run_dir)
+    assert summary["selection"]["winner"] and summary["selection"]["winnerTarget"] == "cpu"
+    assert camel_keys_only(summary) == []
+    assert {i["mechanism"] for i in summary["isolation"].values()} <= {"bwrap", "unshare", "none"}
+    assert set(summary["isolation"]) == {"inspect", "freeze", "optimize", "quantize", "convert", "benchmark@cpu",
+                                         "evaluate@cpu"}
     for name in ("results.json", "report.md", "manifest.json"):
         assert (run_dir / name).is_file(), name
     verify = optismith("verify", str(run_dir))
@@ -168,3 +194,47 @@ def test_run_with_an_s3_output_on_seaweedfs(digits_dir: Path, tmp_path: Path, s3
     verify = optismith("verify", run_uri)
     assert verify.returncode == 0, verify.stderr
     assert "complete" in verify.stdout
+
+
+@pytest.mark.parametrize("case", ["missing-model", "invalid-manifest"])
+def test_a_failing_run_json_prints_one_json_error_object(case: str, tmp_path: Path) -> None:
+    spec: dict[str, Any] = {"model": {"uri": str(tmp_path / "nowhere")}, "output": {"uri": str(tmp_path / "runs")}}
+    if case == "invalid-manifest":
+        spec["benchmark"] = {"thredas": [2]}
+    result = optismith("run", "-f", str(write_manifest(tmp_path / "m.yaml", spec)), "--json")
+    expected = {"missing-model": ("StorageError", 5), "invalid-manifest": ("InvalidSpec", 2)}[case]
+    assert result.returncode == expected[1], result.stdout + result.stderr
+    error = json.loads(result.stdout)
+    assert (error["status"], error["reason"], error["exitCode"]) == ("failed", *expected)
+    assert error["message"] and camel_keys_only(error) == []
+    assert error["message"].split(".")[0] in result.stderr  # the human-readable error is on stderr as well
+    if case == "missing-model":
+        assert error["runUri"].startswith(str(tmp_path / "runs" / "digits" / "run-"))
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_the_terminal_shows_progress_and_results_and_the_library_logs_go_to_files(
+    digits_dir: Path, tmp_path: Path
+) -> None:
+    # The converters that print the most: TFLite int8 (its calibrator), ONNX (tf2onnx), OpenVINO.
+    spec = fast_spec(digits_dir, tmp_path / "runs", variants=["tflite-int8", "onnx-fp32", "openvino-fp32"])
+    path = write_manifest(tmp_path / "m.yaml", spec)
+    quiet = optismith("run", "-f", str(path), "--run-id", "quiet")
+    assert quiet.returncode == 0, quiet.stdout + quiet.stderr
+    terminal = quiet.stdout + quiet.stderr
+    assert not LIBRARY_LOG.findall(terminal), f"library log lines on the terminal:\n{terminal}"
+    assert "Winner:" in terminal and "inspect: succeeded" in terminal and "report:" in terminal
+    logs = tmp_path / "runs" / "digits" / "quiet" / "logs"
+    names = {p.name for p in logs.glob("*.log")}
+    assert {"inspect.log", "quantize.log", "convert.log", "benchmark@cpu.log", "evaluate@cpu.log", "select.log",
+            "report.log"} <= names
+    logged = "\n".join(p.read_text(errors="replace") for p in logs.glob("*.log"))
+    assert len(LIBRARY_LOG.findall(logged)) >= 3, logged[-3000:]
+    manifest = json.loads((logs.parent / "manifest.json").read_text())
+    assert {"logs/inspect.log", "logs/convert.log", "logs/select.log"} <= {f["path"] for f in manifest["files"]}
+
+    verbose = optismith("run", "-f", str(write_manifest(tmp_path / "v.yaml", fast_spec(
+        digits_dir, tmp_path / "runs", variants=["tflite-fp32"]))), "--run-id", "verbose", "--verbose")
+    assert verbose.returncode == 0, verbose.stdout + verbose.stderr
+    assert re.search(r"inspect\.log: .*", verbose.stdout) and LIBRARY_LOG.search(verbose.stdout), verbose.stdout

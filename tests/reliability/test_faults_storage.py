@@ -174,11 +174,13 @@ def test_s3_down_during_upload_is_retried_until_it_is_back_and_nothing_is_lost(
     operator = cluster.start_operator(env=server.env())
     run_prefix = f"{output_prefix}/ml/upload/gen-1/"
 
-    def first_upload() -> bool:
-        return bool(admin.list_objects_v2(Bucket=bucket, Prefix=run_prefix).get("KeyCount"))
+    def upload_step_started() -> bool:
+        # prepare publishes in its upload step (the Job's main container, after fetch and execute), as
+        # a burst at the end: stop the store as that step starts, before its first request.
+        return any(r.name.startswith("upload-g1-prepare-a1-") and r.containers and r.containers[-1].name == "upload"
+                   and r.containers[-1].pid for r in kubelet.runs)
 
     with ledger.fault("S3 stopped during an upload"):
-        # tflite-fp32 keeps prepare uploading for a second or more after its first object appears.
         cluster.create(
             "upload",
             worker_spec(
@@ -190,7 +192,7 @@ def test_s3_down_during_upload_is_retried_until_it_is_back_and_nothing_is_lost(
                 execution={"backoff": "5s", "maxAttempts": 3},
             ),
         )
-        eventually(first_upload, timeout=120, interval=0.01)
+        eventually(upload_step_started, timeout=180, interval=0.01)
         server.kill()
         first = eventually(
             lambda: next(

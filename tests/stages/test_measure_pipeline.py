@@ -38,7 +38,7 @@ def test_real_runtimes_are_measured_selected_reported_and_promoted(digits_dir: P
             },
         }
     )
-    outcome = run_plan(manifest, str(tmp_path / "out" / "run"), workdir=tmp_path / "work")
+    outcome = run_plan(manifest, str(tmp_path / "out" / "run"))
     store = LocalStorage(outcome.run_uri)
     results = RunResults.model_validate_json(store.read_bytes("results.json"))
 

@@ -30,8 +30,10 @@ def job_summary(job: dict[str, Any]) -> dict[str, Any]:
     failed = next((c for c in conditions if c.get("type") == "Failed" and c.get("status") == "True"), None)
     complete = next((c for c in conditions if c.get("type") == "Complete" and c.get("status") == "True"), None)
     labels = metadata.get("labels") or {}
-    resources = (((job.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or [{}]
-    limits = (resources[0].get("resources") or {}).get("limits") or {}
+    pod_spec = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
+    # A staged phase's GPU is its execute init container's (optismith.controller.specs).
+    containers = [*(pod_spec.get("initContainers") or []), *(pod_spec.get("containers") or [])]
+    gpu = any("nvidia.com/gpu" in ((c.get("resources") or {}).get("limits") or {}) for c in containers)
     return {
         "name": metadata.get("name"),
         "generation": int(labels.get(LABEL_GENERATION, "0") or 0),
@@ -46,7 +48,7 @@ def job_summary(job: dict[str, Any]) -> dict[str, Any]:
         "failed_reason": (failed or {}).get("reason", ""),
         "failed_message": (failed or {}).get("message", ""),
         "active": int(status.get("active") or 0),
-        "gpu": "nvidia.com/gpu" in limits,
+        "gpu": gpu,
         "deleting": bool(metadata.get("deletionTimestamp")),
     }
 
@@ -57,8 +59,11 @@ def pod_summary(pod: dict[str, Any]) -> dict[str, Any]:
     unschedulable = next((c for c in conditions if c.get("type") == "PodScheduled" and c.get("status") == "False"
                           and c.get("reason") == reasons.UNSCHEDULABLE), None)
     terminated: dict[str, Any] = {}
-    for container in status.get("containerStatuses") or []:
-        terminated = (container.get("state") or {}).get("terminated") or terminated
+    # A failed init container (a staged phase's fetch or execute step) ends the pod: its message explains it.
+    for container in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
+        state = (container.get("state") or {}).get("terminated")
+        if state and not (terminated and terminated.get("exitCode")):
+            terminated = state
     return {
         "name": (pod.get("metadata") or {}).get("name"),
         "created": (pod.get("metadata") or {}).get("creationTimestamp"),

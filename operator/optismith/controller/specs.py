@@ -1,4 +1,13 @@
-"""Pure functions that turn a ModelOptimization into Job manifests. No I/O: easy to test and to read."""
+"""Pure functions that turn a ModelOptimization into Job manifests. No I/O: easy to test and to read.
+
+A phase that runs the model (plan.Phase.staged) is one pod of three steps sharing an emptyDir at /work
+(optismith.pipeline.staging): the fetch init container holds the storage credentials and runs no model
+code; the execute init container runs the stages with no credentials in its environment or mounts, no
+service-account token, a read-only root and only /work writable (its inputs read-only); the upload main
+container holds the credentials again and publishes only what execute declared. Egress is the chart's
+NetworkPolicy's (DNS and the object store only, for the whole pod: a pod has one network namespace), and
+the execute step adds its own sandbox where the node allows user namespaces (docs/isolation.md).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from optismith.pipeline.plan import JobStep
+from optismith.pipeline.sandbox import is_kept
 from optismith.runs import layout
 from optismith.spec import ModelOptimizationSpec, TargetSpec, seconds
 
@@ -22,6 +32,11 @@ LABEL_ATTEMPT = f"{LABEL_PREFIX}/attempt"
 MANAGER = "optismith"
 MANIFEST_ENV = "OPTISMITH_MANIFEST"
 TERMINATION_LOG = "/dev/termination-log"
+SCRATCH_VOLUME = "scratch"
+SCRATCH_MOUNT = "/work"
+STEP_CONTAINERS = ("fetch", "execute", "upload")
+# The EKS pod identity webhook injects the IRSA token and AWS_ROLE_ARN into every container unless told not to.
+IRSA_SKIP_ANNOTATION = "eks.amazonaws.com/skip-containers"
 
 
 @dataclass(frozen=True)
@@ -136,6 +151,53 @@ def _resources(target: TargetSpec, defaults: WorkerDefaults) -> dict[str, dict[s
     return {"requests": requests, "limits": limits}
 
 
+_LOCKED_DOWN = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "privileged": False,
+                "capabilities": {"drop": ["ALL"]}}
+
+
+def _container(name: str, image: str, args: list[str], env: list[dict[str, Any]], resources: dict[str, Any],
+               mounts: list[dict[str, Any]], defaults: WorkerDefaults) -> dict[str, Any]:
+    return {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": defaults.image_pull_policy,
+        "command": list(defaults.command),
+        "args": args,
+        "env": env,
+        "resources": resources,
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": dict(_LOCKED_DOWN),
+        "volumeMounts": mounts,
+    }
+
+
+def _tmp(step: str) -> dict[str, Any]:
+    """Each container's own /tmp, on the pod's emptyDir (the root filesystem is read-only)."""
+    return {"name": SCRATCH_VOLUME, "mountPath": "/tmp", "subPath": f".tmp/{step}"}
+
+
+def _staged_containers(stage_args: list[str], run: list[str], image: str, credentialed_env: list[dict[str, Any]],
+                       plain_env: list[dict[str, Any]], resources: dict[str, Any],
+                       defaults: WorkerDefaults) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(init containers, containers) of a staged phase: fetch, execute, upload."""
+    scratch = ["--scratch", SCRATCH_MOUNT]
+    transfer = {"requests": dict(defaults.cpu_resources.get("requests", {})),
+                "limits": dict(defaults.cpu_resources.get("limits", {}))}
+    whole = {"name": SCRATCH_VOLUME, "mountPath": SCRATCH_MOUNT}
+    fetch = _container("fetch", image, [*stage_args, "--step", "fetch", *scratch, *run], credentialed_env,
+                       transfer, [whole, _tmp("fetch")], defaults)
+    execute = _container("execute", image, [*stage_args, "--step", "execute", *scratch], plain_env, resources, [
+        whole,
+        {"name": SCRATCH_VOLUME, "mountPath": f"{SCRATCH_MOUNT}/inputs", "subPath": "inputs", "readOnly": True},
+        {"name": SCRATCH_VOLUME, "mountPath": f"{SCRATCH_MOUNT}/staging", "subPath": "staging", "readOnly": True},
+        _tmp("execute"),
+    ], defaults)
+    upload = _container("upload", image, [*stage_args, "--step", "upload", *scratch, *run], credentialed_env,
+                        transfer, [{**whole, "readOnly": True}, _tmp("upload")], defaults)
+    return [fetch, execute], [upload]
+
+
 def build_job(
     body: dict[str, Any],
     spec: ModelOptimizationSpec,
@@ -148,18 +210,24 @@ def build_job(
     name, namespace, generation = metadata["name"], metadata["namespace"], int(metadata.get("generation", 1))
     target = _target(spec, step)
     image = target.image or (defaults.gpu_image if target.kind == "gpu" else defaults.cpu_image)
-    args = ["stage", *step.stages, "--manifest-env", MANIFEST_ENV,
-            "--run-uri", run_uri(spec, namespace, name, generation)]
+    run = ["--manifest-env", MANIFEST_ENV, "--run-uri", run_uri(spec, namespace, name, generation)]
+    stage_args = ["stage", *step.stages]
     if step.target:
-        args += ["--target", step.target]
-    env = [
-        {"name": MANIFEST_ENV, "value": manifest_json(body)},
-        {"name": "HOME", "value": "/tmp"},
-        {"name": "TF_CPP_MIN_LOG_LEVEL", "value": "2"},
-        *_storage_env(spec),
-        *({"name": k, "value": v} for k, v in defaults.extra_env),
-    ]
+        stage_args += ["--target", step.target]
+    base_env = [{"name": "HOME", "value": "/tmp"}, {"name": "TF_CPP_MIN_LOG_LEVEL", "value": "2"}]
+    extra = [{"name": k, "value": v} for k, v in defaults.extra_env]
+    credentialed_env = [{"name": MANIFEST_ENV, "value": manifest_json(body)}, *base_env, *_storage_env(spec), *extra]
+    # The execute step gets what the model-running child may keep (optismith.pipeline.sandbox), nothing more.
+    plain_env = [*base_env, *(e for e in extra if is_kept(e["name"]))]
     labels = job_labels(name, generation, step, attempt)
+    resources = _resources(target, defaults)
+    init_containers: list[dict[str, Any]] = []
+    if step.staged:
+        init_containers, containers = _staged_containers(stage_args, run, image, credentialed_env, plain_env,
+                                                         resources, defaults)
+    else:  # finalize, promote: no model code runs, one container
+        containers = [_container("worker", image, [*stage_args, *run], credentialed_env, resources,
+                                 [{"name": SCRATCH_VOLUME, "mountPath": "/tmp"}], defaults)]
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
@@ -168,26 +236,16 @@ def build_job(
             "runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "containers": [{
-            "name": "worker",
-            "image": image,
-            "imagePullPolicy": defaults.image_pull_policy,
-            "command": list(defaults.command),
-            "args": args,
-            "env": env,
-            "resources": _resources(target, defaults),
-            "terminationMessagePath": TERMINATION_LOG,
-            "terminationMessagePolicy": "FallbackToLogsOnError",
-            "securityContext": {
-                "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "privileged": False,
-                "capabilities": {"drop": ["ALL"]},
-            },
-            "volumeMounts": [{"name": "scratch", "mountPath": "/tmp"}],
-        }],
-        "volumes": [{"name": "scratch", "emptyDir": {"sizeLimit": "20Gi"}}],
+        "containers": containers,
+        "volumes": [{"name": SCRATCH_VOLUME, "emptyDir": {"sizeLimit": "20Gi"}}],
     }
+    if init_containers:
+        pod_spec["initContainers"] = init_containers
+    template_metadata: dict[str, Any] = {"labels": labels}
     if defaults.service_account:
         pod_spec["serviceAccountName"] = defaults.service_account
+        if step.staged:  # IRSA credentials only where the storage credentials belong
+            template_metadata["annotations"] = {IRSA_SKIP_ANNOTATION: "execute"}
     if target.node_selector:
         pod_spec["nodeSelector"] = dict(target.node_selector)
     if target.tolerations:
@@ -201,6 +259,6 @@ def build_job(
             # Retries are the operator's (with backoff and a visible attempt count), not the Job's.
             "backoffLimit": 0,
             "activeDeadlineSeconds": max(1, int(seconds(spec.execution.stage_deadline))),
-            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+            "template": {"metadata": template_metadata, "spec": pod_spec},
         },
     }

@@ -2,7 +2,12 @@
 
     registry  stage name -> class, loaded lazily, in pipeline order
     plan      the phases, and a spec's steps and Jobs
-    runner    one stage against a run directory, or the whole plan in one process
+    runner    one stage against a run directory, or the whole plan locally
+    staging   a phase that runs the model: fetch (credentials), execute (none), upload (declared files only)
+    execute   the execute step: a confined child, its progress over a pipe, the truth about how it ended
+    child     the confined child itself (`python -m optismith.pipeline.child`)
+    sandbox   what confines it: bubblewrap, unshare, or a scrubbed environment only
+    capture   library output to log files
 """
 
 from optismith.pipeline.plan import PHASES, JobStep, Phase, Plan, StageStep, build_plan

@@ -1,9 +1,13 @@
 """The plan: which stages run, in which phase, on which target, building which variants.
 
 This is the one definition of the phases. The local runner (`optismith run`) runs the plan's steps in
-order in one process; the operator runs each of its Jobs -- one per phase, and per target for the measure
-phase -- and a Job runs that phase's stages (`optismith stage <stages...>`). A phase is one process
-because importing TensorFlow costs seconds and hundreds of MB; a variant is not.
+order; the operator runs each of its Jobs -- one per phase, and per target for the measure phase -- and a
+Job runs that phase's stages (`optismith stage <stages...>`). A phase is one process because importing
+TensorFlow costs seconds and hundreds of MB; a variant is not.
+
+A phase whose stages run the model is `staged` (optismith.pipeline.staging): a fetch step with credentials
+copies what it `reads` into a scratch directory, the stages run there without credentials or network, and
+an upload step publishes only the files they declared.
 """
 
 from __future__ import annotations
@@ -20,11 +24,16 @@ class Phase:
     stages: tuple[str, ...]
     per_target: bool = False  # one Job per target, in parallel; otherwise one CPU Job
     only_if_promoting: bool = False
+    staged: bool = False  # its stages run the model: fetch, execute (confined), upload
+    reads: tuple[str, ...] = ()  # run-directory prefixes its stages read (what the fetch step copies)
+    sources: tuple[str, ...] = ()  # the spec's inputs its stages read: "model", "calibration", "evaluation"
 
 
 PHASES: tuple[Phase, ...] = (
-    Phase("prepare", ("inspect", "freeze", "optimize", "quantize", "convert")),
-    Phase("measure", ("benchmark", "evaluate"), per_target=True),
+    Phase("prepare", ("inspect", "freeze", "optimize", "quantize", "convert"), staged=True,
+          sources=("model", "calibration")),
+    Phase("measure", ("benchmark", "evaluate"), per_target=True, staged=True,
+          reads=("stages/", "samples/", "variants/"), sources=("evaluation",)),
     Phase("finalize", ("select", "report")),
     Phase("promote", ("promote",), only_if_promoting=True),
 )
@@ -64,6 +73,10 @@ class JobStep:
     @property
     def stages(self) -> tuple[str, ...]:
         return phase(self.phase).stages
+
+    @property
+    def staged(self) -> bool:
+        return phase(self.phase).staged
 
 
 @dataclass(frozen=True)

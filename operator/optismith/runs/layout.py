@@ -8,6 +8,7 @@
         variants/<variant>/<artifact>         each variant's artifact (catalog: Variant.artifact)
         variants/<variant>/io.json            a GraphDef's signature (freeze, optimize)
         benchmarks/<target>/<variant>-b<N>.npy  per-call latencies of a variant's best config (benchmark)
+        logs/<stage>[@<target>].log           what the stage's libraries printed (TensorFlow, absl, converters)
         results.json                          RunResults (report)
         report.md, plots/*.png                the human report (report)
         manifest.json                         digests of every file, written last (report): without it the
@@ -32,6 +33,7 @@ RESULTS = "results.json"
 REPORT = "report.md"
 MANIFEST = "manifest.json"
 PLOTS_PREFIX = "plots/"
+LOGS_PREFIX = "logs/"
 GRAPH_IO_FILE = graphio.IO_FILE
 PROMOTION = "promotion.json"
 PROMOTED_ARTIFACTS_PREFIX = "artifacts/"
@@ -39,6 +41,11 @@ PROMOTED_ARTIFACTS_PREFIX = "artifacts/"
 
 def stage_record(stage: str, target: str | None = None) -> str:
     return f"{STAGES_PREFIX}{stage}@{target}.json" if target else f"{STAGES_PREFIX}{stage}.json"
+
+
+def stage_log(stage: str, target: str | None = None) -> str:
+    """What a stage's libraries wrote to stdout/stderr (the terminal shows only progress)."""
+    return f"{LOGS_PREFIX}{stage}@{target}.log" if target else f"{LOGS_PREFIX}{stage}.log"
 
 
 def variant_dir(name: str) -> str:
@@ -68,8 +75,9 @@ def promoted_artifact(digest: str, name: str) -> str:
     return f"{PROMOTED_ARTIFACTS_PREFIX}{digest}/{name}"
 
 
-# Records the runner stores after the report stage has returned, so no manifest can cover them.
-WRITTEN_AFTER_MANIFEST = frozenset({stage_record("report"), stage_record("promote")})
+# Records and logs the runner stores after the report stage has returned, so no manifest can cover them.
+WRITTEN_AFTER_MANIFEST = frozenset({stage_record("report"), stage_record("promote"), stage_log("report"),
+                                    stage_log("promote")})
 
 
 def generation_run_id(generation: int) -> str:

@@ -73,4 +73,5 @@ def assemble_results(ctx: StageContext) -> RunResults:
         spec_digest=spec_digest(ctx.spec), started_at=min(started) if started else _now(), finished_at=_now(),
         environment=environment, source=source, calibration=calibration, stages=records,
         variants=ctx.variants(), benchmarks=benchmarks, accuracy=accuracy, selection=selection,
+        isolation={record.label: record.isolation for record in records if record.isolation is not None},
     )

@@ -64,6 +64,12 @@ def _summary(results: RunResults, spec: ModelOptimizationSpec) -> list[str]:
         details = ", ".join(f"{k}: {v}" for k, v in sorted(results.calibration.items())
                             if isinstance(v, str | int | float | bool))
         lines.append(f"- Calibration: {details or 'recorded in results.json'}")
+    if results.isolation:  # stages confined alike on one line: "inspect, freeze: bwrap: no network, ..."
+        alike: dict[str, list[str]] = {}
+        for label, isolation in results.isolation.items():
+            alike.setdefault(isolation.summary, []).append(label)
+        lines.append("- Isolation of the stages that ran the model: " + "; ".join(
+            f"{', '.join(labels)}: {summary}" for summary, labels in alike.items()))
     return lines
 
 
