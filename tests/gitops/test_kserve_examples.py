@@ -86,7 +86,7 @@ def test_inference_service_examples_validate_against_kserve(path: Path) -> None:
 @pytest.mark.parametrize(("change", "expected"), [
     (lambda d: d["spec"]["predictor"]["model"].update(storageURI="s3://x"), "storageURI: unknown field"),
     (lambda d: d["spec"]["predictor"]["model"].update(modelFormat="onnx"), "expected a V1beta1ModelFormat"),
-    (lambda d: d["spec"]["predictor"]["model"]["resources"]["limits"].update(cpu=["2"]), "expected ResourceQuantity"),
+    (lambda d: d["spec"]["predictor"]["model"]["resources"]["limits"].update(cpu=["2"]), "cpu: expected str"),
     (lambda d: d["spec"]["predictor"].update(minReplicas="1"), "expected int"),
     (lambda d: d["spec"]["predictor"]["model"].update(env=[{"value": "x"}]), "name"),
 ])
