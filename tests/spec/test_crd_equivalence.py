@@ -50,8 +50,10 @@ VALID = {
     "frozen graph with its inputs and outputs": spec(model={
         "uri": "m.pb", "format": "frozen-graph", "inputs": [{"name": "x", "shape": [-1, 4]}], "outputs": ["y"]}),
     "two targets": spec(targets=[{"name": "cpu"}, {"name": "gpu", "kind": "gpu"}]),
-    "promotion and synthetic calibration": spec(promotion={"uri": "s3://models/m/optimized"},
+    "promotion and synthetic calibration": spec(promotion={"uri": "s3://models/m-optimized"},
                                                 calibration={"synthetic": True}),
+    "promotion next to the model, with a trailing slash": spec(promotion={"uri": "s3://models/m2/",
+                                                                          "keepVersions": 5}),
 }
 INVALID = {
     "a batch size that is not swept": spec(selection={"batchSize": 4}),
@@ -69,6 +71,11 @@ INVALID = {
     "a string where an integer goes": spec(benchmark={"minRounds": "15"}),
     "a misspelled field": spec(benchmark={"batchSizez": [1]}),
     "a target name that is no DNS label": spec(targets=[{"name": "Not_DNS"}]),
+    "promotion inside the model": spec(promotion={"uri": "s3://models/m/optimized"}),
+    "promotion equal to the model without its slash": spec(promotion={"uri": "s3://models/m"}),
+    "the promotion equal to the output root": spec(promotion={"uri": MINIMAL["output"]["uri"].rsplit("/", 1)[0]}),
+    "promotion into a run directory": spec(promotion={"uri": "s3://elsewhere/runs/ml/x/gen-4/promoted"}),
+    "keeping no version": spec(promotion={"uri": "s3://models/m-optimized", "keepVersions": 0}),
 }
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from optismith import API_GROUP, API_VERSION, KIND
+from optismith.controller.status_schema import STATUS_SCHEMA
 from optismith.spec import VALIDATIONS_KEY, ModelOptimizationSpec, spec_json_schema
 
 PLURAL = "modeloptimizations"
@@ -68,40 +69,31 @@ def spec_schema() -> dict[str, Any]:
     return schema
 
 
-STATUS_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "Observed state, written by the operator.",
-    "x-kubernetes-preserve-unknown-fields": True,
-    "properties": {
-        "observedGeneration": {"type": "integer", "format": "int64"},
-        "phase": {"type": "string"},
-        "conditions": {
-            "type": "array",
-            "x-kubernetes-list-type": "map",
-            "x-kubernetes-list-map-keys": ["type"],
-            "items": {
-                "type": "object",
-                "required": ["type", "status", "lastTransitionTime", "reason", "message"],
-                "properties": {
-                    "type": {"type": "string", "maxLength": 316},
-                    "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
-                    "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
-                    "lastTransitionTime": {"type": "string", "format": "date-time"},
-                    "reason": {"type": "string", "maxLength": 1024},
-                    "message": {"type": "string", "maxLength": 32768},
-                },
-            },
-        },
-    },
-}
+def _condition(type_: str, field: str = "status") -> str:
+    return f'.status.conditions[?(@.type=="{type_}")].{field}'
 
+
+# `kubectl get mo`: the verdict; `-o wide` (priority 1) adds what was compared and where the run is.
 PRINTER_COLUMNS = [
-    {"name": "Succeeded", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Succeeded")].status'},
-    {"name": "Reason", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Succeeded")].reason'},
-    {"name": "Winner", "type": "string", "jsonPath": ".status.winner.variant"},
-    {"name": "Speedup", "type": "string", "jsonPath": ".status.winner.speedup"},
-    {"name": "P99", "type": "string", "jsonPath": ".status.winner.latencyP99"},
-    {"name": "AccDrop", "type": "string", "jsonPath": ".status.winner.accuracyDrop"},
+    {"name": "Ready", "type": "string", "jsonPath": _condition("Ready"),
+     "description": "A usable winner exists (and was promoted, when spec.promotion is set)."},
+    {"name": "Reason", "type": "string", "jsonPath": _condition("Ready", "reason"),
+     "description": "Why Ready is what it is."},
+    {"name": "Winner", "type": "string", "jsonPath": ".status.winner.variant", "description": "The selected variant."},
+    {"name": "Speedup", "type": "string", "jsonPath": ".status.winner.speedup", "description": "Over the source."},
+    {"name": "P99", "type": "string", "jsonPath": ".status.winner.latencyP99", "description": "Winner's p99."},
+    {"name": "AccDrop", "type": "string", "jsonPath": ".status.winner.accuracyDrop",
+     "description": "Winner's accuracy drop."},
+    {"name": "Objective", "type": "string", "jsonPath": ".spec.selection.objective", "priority": 1,
+     "description": "What the selection optimizes."},
+    {"name": "Target", "type": "string", "jsonPath": ".status.winner.target", "priority": 1,
+     "description": "Where the winner was measured."},
+    {"name": "Version", "type": "integer", "jsonPath": ".status.promoted.version", "priority": 1,
+     "description": "Promoted serving version."},
+    {"name": "Stalled", "type": "string", "jsonPath": _condition("Stalled"), "priority": 1,
+     "description": "The run ended without a usable winner."},
+    {"name": "Run", "type": "string", "jsonPath": ".status.runUri", "priority": 1,
+     "description": "The run directory."},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 

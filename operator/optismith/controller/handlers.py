@@ -26,7 +26,7 @@ from optismith.controller.observe import job_summary, job_view, pod_summary
 from optismith.controller.planner import Capacity, Decision, decide
 from optismith.controller.settings import OperatorSettings
 from optismith.controller.specs import LABEL_MANAGED_BY, MANAGER, build_job, run_uri
-from optismith.controller.status import build_status, invalid_spec_status
+from optismith.controller.status import build_status, degraded, invalid_spec_status
 from optismith.errors import OptismithError, SpecError
 from optismith.results import PromotionOutcome, RunResults, StageRecord
 from optismith.runs import layout
@@ -64,12 +64,17 @@ def read_outcome(spec: ModelOptimizationSpec, uri: str) -> tuple[RunResults, Pro
     return results, promotion
 
 
-async def _event(client: KubeClient, body: dict[str, Any], decision: Decision, previous_phase: str | None) -> None:
-    """One Kubernetes Event per transition of the run's phase."""
+async def _event(client: KubeClient, body: dict[str, Any], decision: Decision, previous_phase: str | None,
+                 status: dict[str, Any]) -> None:
+    """One Kubernetes Event per transition of the run's phase: Warning for a failure and for a completed run
+    that is not usable (no variant passed, or the winner was not promoted), Normal otherwise."""
     if decision.phase == previous_phase:
         return
+    unusable = degraded(status)
     if decision.phase == "Failed":
         await client.post_event(body, "Warning", decision.reason, decision.message)
+    elif unusable is not None:
+        await client.post_event(body, "Warning", *unusable)
     else:
         await client.post_event(body, "Normal", decision.phase, decision.message)
 
@@ -178,7 +183,7 @@ async def _reconcile(
         patch.status.update(new_status)
         written.remember((namespace, name), generation, new_status)
         await _event(client, dict(body), decision,
-                     status.get("phase") if status.get("observedGeneration") == generation else None)
+                     status.get("phase") if status.get("observedGeneration") == generation else None, new_status)
     metrics.set_phase(namespace, name, decision.phase)
     metrics.set_queued(namespace, name, sum(1 for s in decision.steps if s.state == "queued"))
     if results is not None:
