@@ -49,7 +49,7 @@ CUSTOM: dict[str, Any] = {
         "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
         "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
     },
-    "grafana": {"dashboard": {"enabled": True, "namespace": "monitoring"}},
+    "grafana": {"dashboard": {"enabled": True, "namespace": "monitoring", "folder": "ML platform"}},
 }
 VALUE_SETS = {"default": {}, "custom": CUSTOM}
 
@@ -98,6 +98,7 @@ MONITORING_SCHEMAS: dict[str, dict[str, Any]] = {
                                 "path": {"type": "string"},
                                 "interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
                                 "scrapeTimeout": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
+                                "honorLabels": {"type": "boolean"},
                             },
                         },
                     },
@@ -414,9 +415,23 @@ def test_prometheus_rule_is_the_alerts_file(rendered: dict[str, list[dict[str, A
     assert rule["spec"] == yaml.safe_load((CHART / "files" / "alerts.yaml").read_text())
 
 
+def test_runbook_urls_follow_the_base_url_value(chart: Any) -> None:
+    values = {"metrics": {"prometheusRule": {"enabled": True, "runbookBaseUrl": "https://wiki.example.com/optismith/"}}}
+    rule = one(render(chart, values), "PrometheusRule")
+    urls = [r["annotations"]["runbook_url"] for g in rule["spec"]["groups"] for r in g["rules"]]
+    assert urls and all(u.startswith("https://wiki.example.com/optismith/troubleshooting.md#") for u in urls)
+
+
+def test_the_service_monitor_keeps_the_resources_namespace_label(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    # tests/charts/test_prometheus_operator.py shows what happens without it, through a real Prometheus.
+    assert one(rendered["custom"], "ServiceMonitor")["spec"]["endpoints"][0]["honorLabels"] is True
+
+
 def test_dashboard_config_map(rendered: dict[str, list[dict[str, Any]]]) -> None:
     config_map = one(rendered["custom"], "ConfigMap")
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    # kube-prometheus-stack's sidecar files the dashboard under the folder its folderAnnotation names.
+    assert config_map["metadata"]["annotations"] == {"grafana_folder": "ML platform"}
     assert config_map["metadata"]["namespace"] == "monitoring"
     dashboard = json.loads(config_map["data"]["optismith.json"])
     assert dashboard == json.loads((CHART / "files" / "dashboard.json").read_text())
