@@ -365,7 +365,7 @@ def _rules() -> dict[str, list[dict[str, Any]]]:
 def test_cluster_scope_rbac_is_the_single_rules_file(rendered: dict[str, list[dict[str, Any]]]) -> None:
     rules = _rules()
     documents = rendered["default"]
-    role = one(documents, "ClusterRole")
+    role = one(documents, "ClusterRole", "optismith")
     assert role["rules"] == rules["clusterScoped"] + rules["namespaced"]
     binding = one(documents, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
@@ -377,7 +377,7 @@ def test_namespaced_rbac_grants_only_the_watched_namespaces(rendered: dict[str, 
     rules = _rules()
     documents = rendered["custom"]
     # Roles cannot grant cluster-scoped objects: only kopf's read-only discovery stays cluster-wide.
-    assert one(documents, "ClusterRole")["rules"] == rules["clusterScoped"]
+    assert one(documents, "ClusterRole", "optismith")["rules"] == rules["clusterScoped"]
     assert all(r["verbs"] == ["list", "watch"] for r in rules["clusterScoped"])
     roles = [d for d in documents if d["kind"] == "Role"]
     bindings = [d for d in documents if d["kind"] == "RoleBinding"]
@@ -392,6 +392,38 @@ def test_namespaced_rbac_grants_only_the_watched_namespaces(rendered: dict[str, 
             "name": roles[0]["metadata"]["name"],
         }
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}]
+
+
+def test_tenants_get_aggregated_view_and_edit_roles(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    rules = _rules()
+    view = one(rendered["default"], "ClusterRole", "optismith-view")
+    edit = one(rendered["default"], "ClusterRole", "optismith-edit")
+    assert view["rules"] == rules["tenantView"] and edit["rules"] == rules["tenantEdit"]
+    labels = {k: v for k, v in view["metadata"]["labels"].items() if k.startswith("rbac.authorization.k8s.io/")}
+    assert labels == {f"rbac.authorization.k8s.io/aggregate-to-{r}": "true" for r in ("view", "edit", "admin")}
+    assert "rbac.authorization.k8s.io/aggregate-to-view" not in edit["metadata"]["labels"]  # viewers cannot edit
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    # Tenants never get the operator's powers: Jobs, Pods, Secrets stay with the operator.
+    assert {r for rule in view["rules"] + edit["rules"] for r in rule["resources"]} <= {
+        "modeloptimizations", "modeloptimizations/status"}
+
+
+def test_image_policy_and_sts_role_reach_the_operator(chart: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from optismith.controller.settings import OperatorSettings
+
+    role = "arn:aws:iam::123456789012:role/optismith-worker"
+    documents = render(chart, {"worker": {"imageOverride": True, "allowedImages": ["registry.example.com/ml/*"],
+                                          "s3RoleArn": role, "s3CredentialsSeconds": 1800}})
+    for name, value in env_of(documents).items():
+        if isinstance(value, str):
+            monkeypatch.setenv(name, value)
+    settings = OperatorSettings()
+    assert (settings.worker_image_override, settings.worker_allowed_images) == (True, ["registry.example.com/ml/*"])
+    assert (settings.worker_s3_role_arn, settings.worker_s3_credentials_seconds) == (role, 1800)
+    # Only then may the operator create Secrets (the Jobs' minted credentials), and only create them.
+    secrets = [r for r in one(documents, "ClusterRole", "optismith")["rules"] if "secrets" in r["resources"]]
+    assert secrets == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}]
+    assert not [r for r in one(render(chart, {}), "ClusterRole", "optismith")["rules"] if "secrets" in r["resources"]]
 
 
 def test_monitoring_objects_are_optional(rendered: dict[str, list[dict[str, Any]]]) -> None:

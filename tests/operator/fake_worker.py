@@ -47,7 +47,8 @@ def results_json(name: str, variants: list[str], winner: bool = True) -> str:
         for i, variant in enumerate(variants)
     ]
     selection = Selection(objective="latencyP50", batch_size=1, winner=variants[0] if winner else None,
-                          winner_target="cpu" if winner else None, outcome="selected" if winner else "no-variant-passed",
+                          winner_target="cpu" if winner else None,
+                          outcome="selected" if winner else "no-variant-passed",
                           message=f"{variants[0]} is 3.00x faster" if winner else "no variant passed the gates",
                           candidates=candidates)
     return RunResults(name=name, spec_digest="0" * 64, started_at=NOW, finished_at=NOW, environment={},

@@ -234,7 +234,9 @@ def test_promotion_json_is_written_last(tmp_path: Path, monkeypatch: pytest.Monk
     assert len(storage.writes) == 1 + 3 * 2 + 1  # 2 files in each of 3 layouts, config.pbtxt, the record
 
 
-def test_a_failed_upload_leaves_the_previous_promotion_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_upload_leaves_the_previous_promotion_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     destination = tmp_path / "promoted"
     PromoteStage().run(sealed_run(tmp_path / "first", str(destination), generation=1))
     previous = (destination / PROMOTION_KEY).read_bytes()

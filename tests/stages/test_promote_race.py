@@ -66,7 +66,8 @@ def test_concurrent_promotions_always_end_on_the_newer_generation(
             thread.start()
         for thread in threads:
             thread.join(timeout=120)
-        record = json.loads(s3_server.client().get_object(Bucket=s3_bucket, Key=f"{prefix}/promotion.json")["Body"].read())
+        stored_record = s3_server.client().get_object(Bucket=s3_bucket, Key=f"{prefix}/promotion.json")
+        record = json.loads(stored_record["Body"].read())
         assert record["generation"] == newer, (round_, record, {g: r.payload for g, r in records.items()})
         assert records[newer].payload["promoted"] is True
         outcomes.append((round_, records[older].payload))

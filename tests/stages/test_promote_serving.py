@@ -41,9 +41,10 @@ def built_run(digits_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
                         outputs=[TensorInfo(name="output_0", dtype="float32", shape=[None, 10])],
                         op_histogram={}, op_count=1, parameter_count=1, flops_per_sample=None, size_bytes=1)
     for stage, variant in records.items():
+        payload = {"source": source.model_dump(mode="json")} if stage == "inspect" else {}
         ctx.store.write_bytes(stage_record(stage), StageRecord(
             stage=stage, status="succeeded", started_at="", finished_at="", duration_seconds=0.0, variants=[variant],
-            payload={"source": source.model_dump(mode="json")} if stage == "inspect" else {}).model_dump_json().encode())
+            payload=payload).model_dump_json().encode())
     for stage in (QuantizeStage(), ConvertStage()):
         ctx.store.write_bytes(stage_record(stage.name), stage.run(ctx).model_dump_json().encode())
     return run
@@ -117,4 +118,4 @@ def test_triton_configs_are_valid_model_configs(built_run: Path, tmp_path: Path,
     assert config.platform == {"onnx": "onnxruntime_onnx", "savedmodel": "tensorflow_savedmodel",
                                "graphdef": "tensorflow_graphdef"}[record.format]
     if record.format != "onnx":  # the SavedModel's signature and the GraphDef's tensors are written out
-        assert [i.name for i in config.input] and list(config.input[0].dims)[0] == -1
+        assert [i.name for i in config.input] and config.input[0].dims[0] == -1

@@ -196,8 +196,10 @@ def build_status(
     return status
 
 
-def invalid_spec_status(previous: dict[str, Any], generation: int, message: str, now: dt.datetime) -> dict[str, Any]:
+def invalid_spec_status(previous: dict[str, Any], generation: int, message: str, now: dt.datetime,
+                        reason: str = SpecError.reason) -> dict[str, Any]:
+    """A resource the operator will not run as it is (an invalid spec, a refused image): Stalled until it changes."""
     conditions: list[dict[str, Any]] = list(previous.get("conditions") or [])
     for type_, value in (("Stalled", "True"), ("Succeeded", "False"), ("Ready", "False"), ("Reconciling", "False")):
-        conditions = set_condition(conditions, type_, value, SpecError.reason, message, generation, now)
+        conditions = set_condition(conditions, type_, value, reason, message, generation, now)
     return {"observedGeneration": generation, "phase": "Failed", "conditions": conditions, "stages": []}

@@ -113,6 +113,11 @@ def _fresh_session() -> Any:
     return boto3.session.Session(botocore_session=core)
 
 
+def sts_client(region: str | None = None) -> Any:
+    """An STS client from boto3's credential chain (the operator's own identity), for AssumeRole."""
+    return _fresh_session().client("sts", region_name=region or os.environ.get("AWS_REGION") or "us-east-1")
+
+
 def _is_sdk_error(error: BaseException) -> bool:
     return type(error).__module__.split(".")[0] in ("botocore", "boto3", "s3transfer", "urllib3")
 
