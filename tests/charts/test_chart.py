@@ -162,14 +162,15 @@ def chart() -> Any:
     loaded.close()
 
 
-def render(chart: Any, values: dict[str, Any]) -> list[dict[str, Any]]:
+def render(chart: Any, values: dict[str, Any], *, hooks: bool = False) -> list[dict[str, Any]]:
+    """The release's manifests; with `hooks`, only its Helm hooks (what install/uninstall run around it)."""
     manifests = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
     documents = []
     for path, text in sorted(manifests.items()):
         if path.endswith("NOTES.txt"):
             continue
         documents += [d for d in yaml.safe_load_all(text) if d]
-    return documents
+    return [d for d in documents if ("helm.sh/hook" in (d["metadata"].get("annotations") or {})) == hooks]
 
 
 @pytest.fixture(scope="module")
@@ -211,6 +212,28 @@ def test_every_manifest_validates_strictly(rendered: dict[str, list[dict[str, An
     if values == "custom":
         expected |= {"Role", "RoleBinding", "ServiceMonitor", "PrometheusRule", "ConfigMap"}
     assert kinds == expected
+
+
+def test_uninstall_hook_stops_the_operator_then_releases_the_finalizers(chart: Any) -> None:
+    hooks = render(chart, CUSTOM, hooks=True)
+    for document in hooks:
+        kubernetes_validate.validate(document, KUBE_VERSION, strict=True)
+        assert document["metadata"]["annotations"]["helm.sh/hook"] == "pre-delete"
+        assert "hook-succeeded" in document["metadata"]["annotations"]["helm.sh/hook-delete-policy"]
+    job = one(hooks, "Job")
+    weights = {d["kind"]: int(d["metadata"]["annotations"]["helm.sh/hook-weight"]) for d in hooks}
+    assert all(w < weights["Job"] for kind, w in weights.items() if kind != "Job")  # RBAC exists first
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["python", "-m", "optismith.controller.cleanup"]
+    arguments = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in container["args"]}
+    assert arguments["--deployment"] == one(render(chart, CUSTOM), "Deployment")["metadata"]["name"]
+    assert arguments["--namespace"] == NAMESPACE
+    assert [a for a in container["args"] if a.startswith("--watch-namespace=")] == [
+        f"--watch-namespace={ns}" for ns in CUSTOM["watchNamespaces"]]
+    role = one(hooks, "ClusterRole")
+    assert role["rules"] == [{"apiGroups": ["optismith.io"], "resources": ["modeloptimizations"],
+                              "verbs": ["list", "patch"]}]
+    assert render(chart, {"cleanupOnUninstall": {"enabled": False}}, hooks=True) == []
 
 
 def test_strict_validation_catches_an_unknown_field(rendered: dict[str, list[dict[str, Any]]]) -> None:

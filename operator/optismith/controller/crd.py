@@ -7,6 +7,7 @@ instead of anyOf-null, no additionalProperties:false (Kubernetes prunes unknown 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -138,9 +139,26 @@ def build_crd() -> dict[str, Any]:
     }
 
 
+# Strings a YAML 1.2 reader (kubectl, Go) takes for numbers although PyYAML (YAML 1.1) writes them bare:
+# `default: 1e-3` would reach the API server as a float where the schema says string.
+_NUMBER_LIKE = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$|^0x[0-9a-fA-F]+$|^0o[0-7]+$")
+
+
+class _CrdDumper(yaml.SafeDumper):
+    pass
+
+
+def _string(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = '"' if _NUMBER_LIKE.match(value) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_CrdDumper.add_representer(str, _string)
+
+
 def render_crd_yaml() -> str:
     header = "# Generated from optismith.spec by `make crd` (optismith crd). Do not edit by hand.\n"
-    return header + yaml.safe_dump(build_crd(), sort_keys=False, width=100)
+    return header + yaml.dump(build_crd(), Dumper=_CrdDumper, sort_keys=False, width=100)
 
 
 def _reference_rows(schema: dict[str, Any], path: str, rows: list[tuple[str, str, str, str]]) -> None:
