@@ -519,3 +519,13 @@ def test_dashboard_variables_and_panels() -> None:
         assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
         grid = panel["gridPos"]
         assert grid["x"] + grid["w"] <= 24
+
+
+def test_notes_recommend_a_wait_that_returns_on_failure(chart: Any) -> None:
+    notes = next(text for path, text in chart.render({}, name=RELEASE, namespace=NAMESPACE, is_install=True).items()
+                 if path.endswith("NOTES.txt"))
+    for document in (notes, (ROOT / "docs" / "install.md").read_text()):
+        # Succeeded=True also when no variant passed, and Ready alone waits out its timeout on a failure.
+        assert "--for=condition=Succeeded" not in document
+        assert """--for=jsonpath='{.status.conditions[?(@.type=="Reconciling")].status}'=False""" in document
+    assert "--server-side --force-conflicts" in notes
