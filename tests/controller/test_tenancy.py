@@ -57,8 +57,8 @@ def test_sts_assume_role_gets_the_jobs_session_policy_and_the_secret_is_owned_by
     expected = assume_role_arguments(spec, "ml", "digits", 4, "promote", ROLE, 1800)
     with Stubber(sts) as stub:
         stub.add_response("assume_role", {
-            "Credentials": {"AccessKeyId": "ASIATEMPORARY0001", "SecretAccessKey": "minted-secret", "SessionToken": "token",
-                            "Expiration": expires},
+            "Credentials": {"AccessKeyId": "ASIATEMPORARY0001", "SecretAccessKey": "minted-secret",
+                            "SessionToken": "token", "Expiration": expires},
             "AssumedRoleUser": {"AssumedRoleId": "AROA:optismith", "Arn": f"{ROLE}/session"}}, expected)
         minted = mint_credentials(sts, spec, "ml", "digits", 4, "promote", ROLE, 1800)
         stub.assert_no_pending_responses()

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from optismith import API_GROUP, API_VERSION
-from optismith.controller.client import load_config
+from optismith.controller.client import api_clients
 from optismith.controller.crd import PLURAL
 
 FINALIZER = "optismith.io/finalizer"  # controller/handlers.py configures kopf with it
@@ -25,12 +25,10 @@ FINALIZER = "optismith.io/finalizer"  # controller/handlers.py configures kopf w
 
 def scale_down(apps: Any, core: Any, namespace: str, deployment: str, timeout: float) -> None:
     """Scale the operator's Deployment to zero and wait until its pods are gone."""
-    from kubernetes.client.rest import ApiException
-
     try:
         found = apps.read_namespaced_deployment(deployment, namespace)
-    except ApiException as error:
-        if error.status == 404:
+    except Exception as error:  # the client's ApiException: only controller/client.py imports kubernetes
+        if getattr(error, "status", None) == 404:
             return  # already gone
         raise
     apps.patch_namespaced_deployment(deployment, namespace, {"spec": {"replicas": 0}})
@@ -70,14 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-w", "--watch-namespace", action="append", default=[], help="served namespaces (default: all)")
     parser.add_argument("--timeout", type=float, default=120.0)
     args = parser.parse_args(argv)
-    import kubernetes
-
-    load_config()
-    client = kubernetes.client.ApiClient()
-    scale_down(kubernetes.client.AppsV1Api(client), kubernetes.client.CoreV1Api(client), args.namespace,
-               args.deployment, args.timeout)
-    released = remove_finalizers(kubernetes.client.CustomObjectsApi(client), args.watch_namespace)
-    print(f"operator stopped; finalizer removed from {len(released)} ModelOptimization(s): {', '.join(released) or '-'}")
+    apps, core, custom = api_clients()
+    scale_down(apps, core, args.namespace, args.deployment, args.timeout)
+    released = remove_finalizers(custom, args.watch_namespace)
+    print(f"operator stopped; finalizer removed from {len(released)} ModelOptimization(s): "
+          f"{', '.join(released) or '-'}")
     return 0
 
 

@@ -25,6 +25,14 @@ def load_config() -> None:
         kubernetes.config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
 
 
+def api_clients() -> tuple[Any, Any, Any]:
+    """(AppsV1Api, CoreV1Api, CustomObjectsApi) for one-shot commands such as the uninstall cleanup."""
+    load_config()
+    client = kubernetes.client.ApiClient()
+    return (kubernetes.client.AppsV1Api(client), kubernetes.client.CoreV1Api(client),
+            kubernetes.client.CustomObjectsApi(client))
+
+
 class KubeClient:
     def __init__(self) -> None:
         load_config()

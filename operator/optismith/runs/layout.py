@@ -10,6 +10,7 @@
         benchmarks/<target>/<variant>-b<N>.npy  per-call latencies of a variant's best config (benchmark)
         results.json                          RunResults (report)
         report.md, plots/*.png                the human report (report)
+        candidates.csv                        the selection's candidates, one row each (report)
         manifest.json                         digests of every file, written last (report): without it the
                                               run is incomplete
     <promotion uri>/                          what servers load as they are (promote; docs/gitops.md)
@@ -36,6 +37,7 @@ SAMPLE_INPUTS = "samples/inputs.npz"
 SAMPLE_OUTPUTS = "samples/outputs.npz"
 RESULTS = "results.json"
 REPORT = "report.md"
+CANDIDATES_CSV = "candidates.csv"
 MANIFEST = "manifest.json"
 PLOTS_PREFIX = "plots/"
 GRAPH_IO_FILE = graphio.IO_FILE
