@@ -8,7 +8,7 @@ EXTRAS := tf,onnx,openvino,s3,operator,dev
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps demo test lint types contracts pytest pytest-fast crd bench bench-models bench-operator bench-pipeline bench-reliability clean
+.PHONY: install system-deps schema-packages demo test lint types contracts pytest pytest-fast crd bench bench-models bench-operator bench-pipeline bench-reliability clean
 
 install: $(STAMP)
 
@@ -27,13 +27,22 @@ system-deps:
 	  else echo "missing: sudo apt-get install -y prometheus bubblewrap"; fi; \
 	fi
 
+# The servers' published schemas the promotion and example tests check against (tests/fixtures/schema_packages.py):
+# KServe's generated OpenAPI models and Triton's model_config.proto, from their PyPI packages, without their
+# dependencies (kserve pins protobuf<7, TensorFlow needs 7) and outside the venv's site-packages.
+SCHEMA_PACKAGES := kserve==0.21.0 tritonclient==2.73.0
+schema-packages: $(VENV)/schema-packages/.installed
+$(VENV)/schema-packages/.installed: | install
+	$(BIN)/python -m pip install --quiet --no-deps --target $(VENV)/schema-packages $(SCHEMA_PACKAGES)
+	touch $@
+
 examples/digits/model/saved_model.pb: examples/digits/train.py | install
 	$(BIN)/python examples/digits/train.py
 
 demo: install examples/digits/model/saved_model.pb
 	$(BIN)/optismith run -f examples/digits/optimization.yaml
 
-test: install system-deps lint types contracts pytest
+test: install system-deps schema-packages lint types contracts pytest
 
 lint:
 	$(BIN)/ruff check operator tests bench examples

@@ -54,7 +54,7 @@ def test_names_are_unique_and_the_baseline_is_built_by_inspect() -> None:
 
 def test_the_plan_defines_the_operators_jobs_too() -> None:
     spec = parse_spec({**MINIMAL, "targets": [{"name": "cpu"}, {"name": "gpu", "kind": "gpu"}],
-                       "promotion": {"uri": "s3://models/m/optimized"}})
+                       "promotion": {"uri": "s3://models/m-optimized"}})
     plan = build_plan(spec)
     assert [[job.key for job in group] for group in plan.jobs] == [
         ["prepare"], ["measure-cpu", "measure-gpu"], ["finalize"], ["promote"]]

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 RESULTS_SCHEMA = "optismith.io/results/v1"
 MANIFEST_SCHEMA = "optismith.io/manifest/v1"
-PROMOTION_SCHEMA = "optismith.io/promotion/v1"
+PROMOTION_SCHEMA = "optismith.io/promotion/v2"
 TERMINATION_SCHEMA = "optismith.io/termination/v1"
 
 
@@ -220,16 +220,42 @@ class RunManifest(Record):
     files: list[ManifestEntry]
 
 
+class ServingLayout(Record):
+    """Where one kind of server finds the promoted model: `path` is relative to the promotion URI."""
+
+    path: str  # Triton: --model-repository; TF Serving: --model_base_path; KServe: storageUri
+    model_format: str | None = None  # KServe's modelFormat.name (tensorflow, onnx, triton)
+    note: str = ""
+
+
+class PromotedVersion(Record):
+    version: int
+    generation: int | None
+    digest: str
+    format: str
+
+
 class PromotionManifest(Record):
+    """promotion.json: the current promotion. Written last, by compare-and-swap: a reader that follows it
+    finds every file it names complete, and an older generation never replaces a newer one."""
+
     schema_version: str = PROMOTION_SCHEMA
+    version: int  # the serving version (Triton and TF Serving version directory), increasing
     variant: str
     target: str
-    artifact: str
+    runtime: str  # the optismith runtime that loads `artifact` (catalog), e.g. onnxruntime, tflite
+    format: str  # savedmodel, onnx, tflite, graphdef, openvino
+    model_name: str  # the served model's name in the Triton and TF Serving layouts
+    artifact: str  # the current version's artifact, relative to the promotion URI
     digest: str  # sha256 of the artifact (a tree digest for directories)
+    servers: dict[str, ServingLayout]  # triton, tfserving, kserve: those that load this format
+    retained: list[PromotedVersion]  # newest first; the first is this promotion
+    version_offset: int = 0  # version = offset + generation for one resource (uid)
     source_uri: str
     run_uri: str
     name: str
     namespace: str | None
+    uid: str | None = None
     generation: int | None
     promoted_at: str
     metrics: dict[str, float | None]
@@ -244,8 +270,12 @@ class PromotionOutcome(Record):
     digest: str | None = None  # "sha256:<hex>"
     variant: str | None = None
     target: str | None = None
-    artifact: str | None = None
-    manifest: str | None = None
+    artifact: str | None = None  # URI of the current version's artifact
+    manifest: str | None = None  # URI of promotion.json
+    version: int | None = None
+    runtime: str | None = None
+    format: str | None = None
+    storage_uri: str | None = None  # the KServe single-model prefix (only the current version)
 
 
 class StageSummary(Record):

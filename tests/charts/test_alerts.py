@@ -79,7 +79,18 @@ def test_every_alert_has_a_firing_and_a_quiet_unit_test() -> None:
 def test_alerts_are_actionable() -> None:
     for rule in rules():
         assert rule["labels"]["severity"] in ("warning", "critical"), rule["alert"]
-        assert set(rule["annotations"]) == {"summary", "description"}, rule["alert"]
+        assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}, rule["alert"]
+
+
+def test_every_runbook_url_is_a_section_of_the_troubleshooting_doc() -> None:
+    headings = re.findall(r"^#{2,4} (.+)$", (ROOT / "docs" / "troubleshooting.md").read_text(), re.MULTILINE)
+    # GitHub's anchors: lower case, punctuation dropped, spaces as '-'.
+    anchors = {re.sub(r"[^\w\- ]", "", h).strip().lower().replace(" ", "-") for h in headings}
+    for rule in rules():
+        url = rule["annotations"]["runbook_url"]
+        page, _, anchor = url.partition("#")
+        assert page.endswith("/docs/troubleshooting.md") and anchor == rule["alert"].lower(), url
+        assert anchor in anchors, f"docs/troubleshooting.md has no section {anchor!r} for {rule['alert']}"
 
 
 def _metric_names(expression: str) -> set[str]:

@@ -49,7 +49,7 @@ CUSTOM: dict[str, Any] = {
         "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
         "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
     },
-    "grafana": {"dashboard": {"enabled": True, "namespace": "monitoring"}},
+    "grafana": {"dashboard": {"enabled": True, "namespace": "monitoring", "folder": "ML platform"}},
     "workerNetworkPolicy": {"objectStore": {"cidrs": ["10.20.0.0/16"], "ports": [8333]}},
 }
 VALUE_SETS = {"default": {}, "custom": CUSTOM}
@@ -99,6 +99,7 @@ MONITORING_SCHEMAS: dict[str, dict[str, Any]] = {
                                 "path": {"type": "string"},
                                 "interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
                                 "scrapeTimeout": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
+                                "honorLabels": {"type": "boolean"},
                             },
                         },
                     },
@@ -162,14 +163,15 @@ def chart() -> Any:
     loaded.close()
 
 
-def render(chart: Any, values: dict[str, Any]) -> list[dict[str, Any]]:
+def render(chart: Any, values: dict[str, Any], *, hooks: bool = False) -> list[dict[str, Any]]:
+    """The release's manifests; with `hooks`, only its Helm hooks (what install/uninstall run around it)."""
     manifests = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
     documents = []
     for path, text in sorted(manifests.items()):
         if path.endswith("NOTES.txt"):
             continue
         documents += [d for d in yaml.safe_load_all(text) if d]
-    return documents
+    return [d for d in documents if ("helm.sh/hook" in (d["metadata"].get("annotations") or {})) == hooks]
 
 
 @pytest.fixture(scope="module")
@@ -211,6 +213,28 @@ def test_every_manifest_validates_strictly(rendered: dict[str, list[dict[str, An
     if values == "custom":
         expected |= {"Role", "RoleBinding", "ServiceMonitor", "PrometheusRule", "ConfigMap", "NetworkPolicy"}
     assert kinds == expected
+
+
+def test_uninstall_hook_stops_the_operator_then_releases_the_finalizers(chart: Any) -> None:
+    hooks = render(chart, CUSTOM, hooks=True)
+    for document in hooks:
+        kubernetes_validate.validate(document, KUBE_VERSION, strict=True)
+        assert document["metadata"]["annotations"]["helm.sh/hook"] == "pre-delete"
+        assert "hook-succeeded" in document["metadata"]["annotations"]["helm.sh/hook-delete-policy"]
+    job = one(hooks, "Job")
+    weights = {d["kind"]: int(d["metadata"]["annotations"]["helm.sh/hook-weight"]) for d in hooks}
+    assert all(w < weights["Job"] for kind, w in weights.items() if kind != "Job")  # RBAC exists first
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["python", "-m", "optismith.controller.cleanup"]
+    arguments = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in container["args"]}
+    assert arguments["--deployment"] == one(render(chart, CUSTOM), "Deployment")["metadata"]["name"]
+    assert arguments["--namespace"] == NAMESPACE
+    assert [a for a in container["args"] if a.startswith("--watch-namespace=")] == [
+        f"--watch-namespace={ns}" for ns in CUSTOM["watchNamespaces"]]
+    role = one(hooks, "ClusterRole")
+    assert role["rules"] == [{"apiGroups": ["optismith.io"], "resources": ["modeloptimizations"],
+                              "verbs": ["list", "patch"]}]
+    assert render(chart, {"cleanupOnUninstall": {"enabled": False}}, hooks=True) == []
 
 
 def test_strict_validation_catches_an_unknown_field(rendered: dict[str, list[dict[str, Any]]]) -> None:
@@ -365,7 +389,7 @@ def _rules() -> dict[str, list[dict[str, Any]]]:
 def test_cluster_scope_rbac_is_the_single_rules_file(rendered: dict[str, list[dict[str, Any]]]) -> None:
     rules = _rules()
     documents = rendered["default"]
-    role = one(documents, "ClusterRole")
+    role = one(documents, "ClusterRole", "optismith")
     assert role["rules"] == rules["clusterScoped"] + rules["namespaced"]
     binding = one(documents, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
@@ -377,7 +401,7 @@ def test_namespaced_rbac_grants_only_the_watched_namespaces(rendered: dict[str, 
     rules = _rules()
     documents = rendered["custom"]
     # Roles cannot grant cluster-scoped objects: only kopf's read-only discovery stays cluster-wide.
-    assert one(documents, "ClusterRole")["rules"] == rules["clusterScoped"]
+    assert one(documents, "ClusterRole", "optismith")["rules"] == rules["clusterScoped"]
     assert all(r["verbs"] == ["list", "watch"] for r in rules["clusterScoped"])
     roles = [d for d in documents if d["kind"] == "Role"]
     bindings = [d for d in documents if d["kind"] == "RoleBinding"]
@@ -392,6 +416,38 @@ def test_namespaced_rbac_grants_only_the_watched_namespaces(rendered: dict[str, 
             "name": roles[0]["metadata"]["name"],
         }
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}]
+
+
+def test_tenants_get_aggregated_view_and_edit_roles(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    rules = _rules()
+    view = one(rendered["default"], "ClusterRole", "optismith-view")
+    edit = one(rendered["default"], "ClusterRole", "optismith-edit")
+    assert view["rules"] == rules["tenantView"] and edit["rules"] == rules["tenantEdit"]
+    labels = {k: v for k, v in view["metadata"]["labels"].items() if k.startswith("rbac.authorization.k8s.io/")}
+    assert labels == {f"rbac.authorization.k8s.io/aggregate-to-{r}": "true" for r in ("view", "edit", "admin")}
+    assert "rbac.authorization.k8s.io/aggregate-to-view" not in edit["metadata"]["labels"]  # viewers cannot edit
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    # Tenants never get the operator's powers: Jobs, Pods, Secrets stay with the operator.
+    assert {r for rule in view["rules"] + edit["rules"] for r in rule["resources"]} <= {
+        "modeloptimizations", "modeloptimizations/status"}
+
+
+def test_image_policy_and_sts_role_reach_the_operator(chart: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from optismith.controller.settings import OperatorSettings
+
+    role = "arn:aws:iam::123456789012:role/optismith-worker"
+    documents = render(chart, {"worker": {"imageOverride": True, "allowedImages": ["registry.example.com/ml/*"],
+                                          "s3RoleArn": role, "s3CredentialsSeconds": 1800}})
+    for name, value in env_of(documents).items():
+        if isinstance(value, str):
+            monkeypatch.setenv(name, value)
+    settings = OperatorSettings()
+    assert (settings.worker_image_override, settings.worker_allowed_images) == (True, ["registry.example.com/ml/*"])
+    assert (settings.worker_s3_role_arn, settings.worker_s3_credentials_seconds) == (role, 1800)
+    # Only then may the operator create Secrets (the Jobs' minted credentials), and only create them.
+    secrets = [r for r in one(documents, "ClusterRole", "optismith")["rules"] if "secrets" in r["resources"]]
+    assert secrets == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}]
+    assert not [r for r in one(render(chart, {}), "ClusterRole", "optismith")["rules"] if "secrets" in r["resources"]]
 
 
 def test_monitoring_objects_are_optional(rendered: dict[str, list[dict[str, Any]]]) -> None:
@@ -415,9 +471,23 @@ def test_prometheus_rule_is_the_alerts_file(rendered: dict[str, list[dict[str, A
     assert rule["spec"] == yaml.safe_load((CHART / "files" / "alerts.yaml").read_text())
 
 
+def test_runbook_urls_follow_the_base_url_value(chart: Any) -> None:
+    values = {"metrics": {"prometheusRule": {"enabled": True, "runbookBaseUrl": "https://wiki.example.com/optismith/"}}}
+    rule = one(render(chart, values), "PrometheusRule")
+    urls = [r["annotations"]["runbook_url"] for g in rule["spec"]["groups"] for r in g["rules"]]
+    assert urls and all(u.startswith("https://wiki.example.com/optismith/troubleshooting.md#") for u in urls)
+
+
+def test_the_service_monitor_keeps_the_resources_namespace_label(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    # tests/charts/test_prometheus_operator.py shows what happens without it, through a real Prometheus.
+    assert one(rendered["custom"], "ServiceMonitor")["spec"]["endpoints"][0]["honorLabels"] is True
+
+
 def test_dashboard_config_map(rendered: dict[str, list[dict[str, Any]]]) -> None:
     config_map = one(rendered["custom"], "ConfigMap")
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    # kube-prometheus-stack's sidecar files the dashboard under the folder its folderAnnotation names.
+    assert config_map["metadata"]["annotations"] == {"grafana_folder": "ML platform"}
     assert config_map["metadata"]["namespace"] == "monitoring"
     dashboard = json.loads(config_map["data"]["optismith.json"])
     assert dashboard == json.loads((CHART / "files" / "dashboard.json").read_text())
@@ -450,3 +520,13 @@ def test_dashboard_variables_and_panels() -> None:
         assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
         grid = panel["gridPos"]
         assert grid["x"] + grid["w"] <= 24
+
+
+def test_notes_recommend_a_wait_that_returns_on_failure(chart: Any) -> None:
+    notes = next(text for path, text in chart.render({}, name=RELEASE, namespace=NAMESPACE, is_install=True).items()
+                 if path.endswith("NOTES.txt"))
+    for document in (notes, (ROOT / "docs" / "install.md").read_text()):
+        # Succeeded=True also when no variant passed, and Ready alone waits out its timeout on a failure.
+        assert "--for=condition=Succeeded" not in document
+        assert """--for=jsonpath='{.status.conditions[?(@.type=="Reconciling")].status}'=False""" in document
+    assert "--server-side --force-conflicts" in notes

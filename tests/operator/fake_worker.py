@@ -5,6 +5,7 @@ Behaviour is steered by the model URI (a path that is never opened):
   .../fail-<phase>/...        every attempt of that phase fails with a StorageError-like message
   .../flaky-<phase>/...       the first attempt of that phase fails, later ones succeed
   .../sleep-<seconds>/...     each phase sleeps that long (for mid-run restarts, updates, deletions)
+  .../no-winner/...           the run completes but no variant passes the gates
 
 A staged phase's Job runs it three times (`--step fetch`, `execute`, `upload`, sharing `--scratch`): the
 fetch step sleeps or fails as steered, the execute step refuses to run when it was given credentials or the
@@ -42,16 +43,19 @@ def stage_record(stage: str, target: str | None, payload: dict[str, object] | No
                        duration_seconds=0.0, payload=payload or {}).model_dump_json()
 
 
-def results_json(name: str, variants: list[str]) -> str:
-    """results.json of a run that measured `variants` (the first one wins) on the cpu target."""
+def results_json(name: str, variants: list[str], winner: bool = True) -> str:
+    """results.json of a run that measured `variants` (the first one wins, unless `winner` is False) on cpu."""
     candidates = [
         Candidate(variant=variant, target="cpu", objective_value=0.2 * (i + 1), latency_p50_ms=0.2 * (i + 1),
                   latency_p99_ms=0.4 * (i + 1), throughput_per_s=5000.0 / (i + 1), size_bytes=1000 * (i + 1),
-                  accuracy_drop=0.001, speedup=3.0 / (i + 1), passed=True)
+                  accuracy_drop=0.001 if winner else 0.05, speedup=3.0 / (i + 1), passed=winner)
         for i, variant in enumerate(variants)
     ]
-    selection = Selection(objective="latencyP50", batch_size=1, winner=variants[0], winner_target="cpu",
-                          outcome="selected", message=f"{variants[0]} is 3.00x faster", candidates=candidates)
+    selection = Selection(objective="latencyP50", batch_size=1, winner=variants[0] if winner else None,
+                          winner_target="cpu" if winner else None,
+                          outcome="selected" if winner else "no-variant-passed",
+                          message=f"{variants[0]} is 3.00x faster" if winner else "no variant passed the gates",
+                          candidates=candidates)
     return RunResults(name=name, spec_digest="0" * 64, started_at=NOW, finished_at=NOW, environment={},
                       source=None, stages=[], variants=[], benchmarks=[], accuracy=[],
                       selection=selection).model_dump_json()
@@ -118,8 +122,12 @@ def main() -> int:
     for stage in args.stages:
         (run / layout.stage_record(stage, args.target)).write_text(stage_record(stage, args.target))
     if phase == "finalize":
-        (run / layout.RESULTS).write_text(results_json(meta["name"], ["tflite-int8", "tf-savedmodel"]))
-    if phase == "promote":
+        (run / layout.RESULTS).write_text(results_json(meta["name"], ["tflite-int8", "tf-savedmodel"],
+                                                       winner="no-winner" not in uri))
+    if phase == "promote" and "no-winner" in uri:
+        outcome = PromotionOutcome(promoted=False, reason="no variant passed the gates")
+        (run / layout.stage_record("promote")).write_text(stage_record("promote", None, outcome.model_dump()))
+    elif phase == "promote":
         outcome = PromotionOutcome(promoted=True, uri=spec["promotion"]["uri"], digest="sha256:" + "0" * 64,
                                    variant="tflite-int8", target="cpu")
         (run / layout.stage_record("promote")).write_text(stage_record("promote", None, outcome.model_dump()))

@@ -54,6 +54,37 @@ def test_resource_runs_to_succeeded_with_winner_and_promotion(cluster: Cluster, 
     assert {"Running", "Succeeded"} <= reasons
 
 
+def test_a_minimal_manifest_runs_to_ready(cluster: Cluster, shared_dir: Path) -> None:
+    """Only model and output: the schema's defaults fill in the rest, and the run ends Ready (no promotion)."""
+    cluster.start_kubelet()
+    cluster.start_operator()
+    cluster.create("minimal", {"model": {"uri": "/fake/ok/model"}, "output": {"uri": str(shared_dir / "runs")}})
+    eventually(lambda: succeeded(cluster, "minimal"), timeout=60, message=lambda: str(cluster.resource("minimal")))
+    status = cluster.resource("minimal")["status"]
+    conditions = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+    assert conditions["Ready"] == ("True", "Succeeded") and conditions["Promoted"] == ("False", "NotConfigured")
+    assert [s["name"] for s in status["stages"]] == ["prepare", "measure-cpu", "finalize"]
+    assert status["runUri"] == str(shared_dir / "runs" / "ml" / "minimal" / "gen-1")
+
+
+def test_no_variant_passing_is_stalled_with_a_warning_not_a_success_event(cluster: Cluster, shared_dir: Path) -> None:
+    cluster.start_kubelet()
+    cluster.start_operator()
+    cluster.create("strict", fake_spec(shared_dir, model="no-winner", promotion={"uri": str(shared_dir / "promoted")}))
+    eventually(lambda: succeeded(cluster, "strict"), timeout=60, message=lambda: str(cluster.resource("strict")))
+    conditions = {c["type"]: (c["status"], c["reason"]) for c in cluster.resource("strict")["status"]["conditions"]}
+    assert conditions["Ready"] == ("False", "GateFailed") and conditions["Stalled"][0] == "True"
+    assert conditions["Reconciling"][0] == "False" and conditions["AccuracyGatePassed"] == ("False", "NoVariantPassed")
+
+    def final_events() -> list[tuple[str, str]]:
+        events = cluster.api.list("events", cluster.namespace)
+        return [(e.get("type"), e.get("reason")) for e in events
+                if (e.get("involvedObject") or {}).get("name") == "strict" and e.get("reason") != "Running"]
+
+    eventually(lambda: bool(final_events()), timeout=20, message=lambda: str(final_events()))
+    assert final_events() == [("Warning", "GateFailed")]
+
+
 def test_operator_restarts_mid_run_never_duplicate_jobs(cluster: Cluster, shared_dir: Path) -> None:
     cluster.start_kubelet()
     operator = cluster.start_operator()

@@ -50,7 +50,7 @@ VALID = {
     "frozen graph with its inputs and outputs": spec(model={
         "uri": "m.pb", "format": "frozen-graph", "inputs": [{"name": "x", "shape": [-1, 4]}], "outputs": ["y"]}),
     "two targets": spec(targets=[{"name": "cpu"}, {"name": "gpu", "kind": "gpu"}]),
-    "promotion and synthetic calibration": spec(promotion={"uri": "s3://models/m/optimized"},
+    "promotion and synthetic calibration": spec(promotion={"uri": "s3://models/m-optimized"},
                                                 calibration={"synthetic": True}),
     # Quantities as Kubernetes users write them (issue 13), and every maximum exactly.
     "resources as Kubernetes quantities: an integer cpu, 500m, 1.5Gi": spec(targets=[{"name": "cpu", "resources": {
@@ -65,6 +65,8 @@ VALID = {
         benchmark={"timeBudget": "1h", "serverDuration": "3600s"},
         selection={"constraints": {"maxLatency": "60m", "maxSize": "1024Gi", "maxAccuracyDrop": "100%"}},
         targets=[{"name": "cpu", "tolerations": [{"key": "k", "operator": "Exists", "tolerationSeconds": 604800}]}]),
+    "promotion next to the model, with a trailing slash": spec(promotion={"uri": "s3://models/m2/",
+                                                                          "keepVersions": 5}),
 }
 INVALID = {
     "a batch size that is not swept": spec(selection={"batchSize": 4}),
@@ -103,6 +105,11 @@ INVALID = {
     "a float cpu (Kubernetes forbids floats)": spec(targets=[{"name": "cpu", "resources": {"requests": {"cpu": 0.5}}}]),
     "a negative memory": spec(targets=[{"name": "cpu", "resources": {"limits": {"memory": "-1Gi"}}}]),
     "a quantity with a bare K (Kubernetes writes k or Ki)": spec(limits={"maxModelSize": "10K"}),
+    "promotion inside the model": spec(promotion={"uri": "s3://models/m/optimized"}),
+    "promotion equal to the model without its slash": spec(promotion={"uri": "s3://models/m"}),
+    "the promotion equal to the output root": spec(promotion={"uri": MINIMAL["output"]["uri"].rsplit("/", 1)[0]}),
+    "promotion into a run directory": spec(promotion={"uri": "s3://elsewhere/runs/ml/x/gen-4/promoted"}),
+    "keeping no version": spec(promotion={"uri": "s3://models/m-optimized", "keepVersions": 0}),
 }
 
 

@@ -112,12 +112,41 @@ def test_plots_are_valid_pngs(reported: tuple[StageContext, StageRecord]) -> Non
     import matplotlib.image
 
     ctx, record = reported
-    assert sorted(record.payload["plots"]) == ["plots/latency-cpu.png", "plots/tradeoff.png"]
+    assert sorted(record.payload["plots"]) == ["plots/latency-cpu.png", "plots/throughput-latency-cpu.png",
+                                               "plots/tradeoff.png"]
     for key in record.payload["plots"]:
         path = _root(ctx) / key
         assert path.read_bytes()[:8] == PNG_SIGNATURE
         image = matplotlib.image.imread(path)
         assert image.shape[0] > 100 and image.shape[1] > 100
+
+
+def test_candidates_csv_agrees_with_the_selection_and_is_sealed(reported: tuple[StageContext, StageRecord]) -> None:
+    import csv
+    import io
+
+    ctx, record = reported
+    assert record.payload["candidates"] == "candidates.csv"
+    rows = list(csv.DictReader(io.StringIO(ctx.store.read_bytes("candidates.csv").decode())))
+    results = RunResults.model_validate_json(ctx.store.read_bytes("results.json"))
+    assert results.selection is not None
+    assert [(r["variant"], r["target"]) for r in rows] == [(c.variant, c.target) for c in results.selection.candidates]
+    for row, candidate in zip(rows, results.selection.candidates, strict=True):
+        p50 = float(row["latency_p50_ms"]) if row["latency_p50_ms"] else None  # empty: not measured
+        assert p50 == candidate.latency_p50_ms and row["passed"] == str(candidate.passed)
+        assert row["objective"] == results.selection.objective
+    assert [r["variant"] for r in rows if r["winner"] == "True"] == [results.selection.winner]
+    sealed = {e.path for e in RunManifest.model_validate_json(ctx.store.read_bytes("manifest.json")).files}
+    assert "candidates.csv" in sealed
+
+
+def test_the_report_explains_each_column(reported: tuple[StageContext, StageRecord]) -> None:
+    ctx, _ = reported
+    text = ctx.store.read_bytes("report.md").decode()
+    notes = text[text.index("## Reading the numbers"):text.index("## Latency")]
+    for column in ("**objective**", "**speedup**", "**server qps**", "**server p99**", "**throughput/s**",
+                   "**accuracy drop**"):
+        assert column in notes
 
 
 def test_the_manifest_lists_every_file_with_its_digest(reported: tuple[StageContext, StageRecord]) -> None:

@@ -6,6 +6,7 @@ Subclasses provide a `store` fixture: an empty Storage rooted at a prefix.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -199,3 +200,33 @@ class StorageContract:
         with pytest.raises(StorageError) as caught:
             store.download_file("model.onnx", blocker / "model.onnx")
         assert_names(caught.value, str(blocker))
+
+    def test_compare_and_swap(self, store: Storage) -> None:
+        assert store.read_versioned("record.json") is None
+        assert store.write_if("record.json", b"1", None)
+        assert not store.write_if("record.json", b"other", None)  # it exists now
+        found = store.read_versioned("record.json")
+        assert found is not None and found[0] == b"1"
+        assert store.write_if("record.json", b"2", found[1])
+        assert not store.write_if("record.json", b"3", found[1])  # the token is stale
+        assert store.read_bytes("record.json") == b"2"
+
+    def test_concurrent_swaps_from_one_token_let_exactly_one_win(self, store: Storage) -> None:
+        store.write_if("record.json", b"start", None)
+        found = store.read_versioned("record.json")
+        assert found is not None
+        writers = 6
+        barrier, wins = threading.Barrier(writers), []
+
+        def swap(index: int) -> None:
+            barrier.wait()
+            if store.write_if("record.json", f"writer {index}".encode(), found[1]):
+                wins.append(index)
+
+        threads = [threading.Thread(target=swap, args=(i,)) for i in range(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(wins) == 1, wins
+        assert store.read_bytes("record.json") == f"writer {wins[0]}".encode()

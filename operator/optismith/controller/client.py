@@ -25,6 +25,14 @@ def load_config() -> None:
         kubernetes.config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
 
 
+def api_clients() -> tuple[Any, Any, Any]:
+    """(AppsV1Api, CoreV1Api, CustomObjectsApi) for one-shot commands such as the uninstall cleanup."""
+    load_config()
+    client = kubernetes.client.ApiClient()
+    return (kubernetes.client.AppsV1Api(client), kubernetes.client.CoreV1Api(client),
+            kubernetes.client.CustomObjectsApi(client))
+
+
 class KubeClient:
     def __init__(self) -> None:
         load_config()
@@ -32,15 +40,24 @@ class KubeClient:
         self._batch = kubernetes.client.BatchV1Api(self._api_client)
         self._core = kubernetes.client.CoreV1Api(self._api_client)
 
-    async def create_job(self, namespace: str, body: dict[str, Any]) -> bool:
-        """True if created; False if a Job of that name exists (an earlier operator run created it)."""
+    async def create_job(self, namespace: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The created Job; None if a Job of that name exists (an earlier operator run created it)."""
         try:
-            await asyncio.to_thread(self._batch.create_namespaced_job, namespace, body)
-            return True
+            created = await asyncio.to_thread(self._batch.create_namespaced_job, namespace, body)
         except ApiException as error:
             if error.status == 409:
-                return False
+                return None
             raise
+        job: dict[str, Any] = self._api_client.sanitize_for_serialization(created)
+        return job
+
+    async def create_secret(self, namespace: str, body: dict[str, Any]) -> None:
+        """Creates a Secret (a Job's minted credentials); one that exists already is left as it is."""
+        try:
+            await asyncio.to_thread(self._core.create_namespaced_secret, namespace, body)
+        except ApiException as error:
+            if error.status != 409:
+                raise
 
     async def delete_job(self, namespace: str, name: str) -> None:
         try:

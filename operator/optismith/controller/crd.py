@@ -7,11 +7,13 @@ instead of anyOf-null, no additionalProperties:false (Kubernetes prunes unknown 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
 
 from optismith import API_GROUP, API_VERSION, KIND
+from optismith.controller.status_schema import STATUS_SCHEMA
 from optismith.spec import VALIDATIONS_KEY, ModelOptimizationSpec, spec_json_schema
 
 PLURAL = "modeloptimizations"
@@ -68,40 +70,31 @@ def spec_schema() -> dict[str, Any]:
     return schema
 
 
-STATUS_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "Observed state, written by the operator.",
-    "x-kubernetes-preserve-unknown-fields": True,
-    "properties": {
-        "observedGeneration": {"type": "integer", "format": "int64"},
-        "phase": {"type": "string"},
-        "conditions": {
-            "type": "array",
-            "x-kubernetes-list-type": "map",
-            "x-kubernetes-list-map-keys": ["type"],
-            "items": {
-                "type": "object",
-                "required": ["type", "status", "lastTransitionTime", "reason", "message"],
-                "properties": {
-                    "type": {"type": "string", "maxLength": 316},
-                    "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
-                    "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
-                    "lastTransitionTime": {"type": "string", "format": "date-time"},
-                    "reason": {"type": "string", "maxLength": 1024},
-                    "message": {"type": "string", "maxLength": 32768},
-                },
-            },
-        },
-    },
-}
+def _condition(type_: str, field: str = "status") -> str:
+    return f'.status.conditions[?(@.type=="{type_}")].{field}'
 
+
+# `kubectl get mo`: the verdict; `-o wide` (priority 1) adds what was compared and where the run is.
 PRINTER_COLUMNS = [
-    {"name": "Succeeded", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Succeeded")].status'},
-    {"name": "Reason", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Succeeded")].reason'},
-    {"name": "Winner", "type": "string", "jsonPath": ".status.winner.variant"},
-    {"name": "Speedup", "type": "string", "jsonPath": ".status.winner.speedup"},
-    {"name": "P99", "type": "string", "jsonPath": ".status.winner.latencyP99"},
-    {"name": "AccDrop", "type": "string", "jsonPath": ".status.winner.accuracyDrop"},
+    {"name": "Ready", "type": "string", "jsonPath": _condition("Ready"),
+     "description": "A usable winner exists (and was promoted, when spec.promotion is set)."},
+    {"name": "Reason", "type": "string", "jsonPath": _condition("Ready", "reason"),
+     "description": "Why Ready is what it is."},
+    {"name": "Winner", "type": "string", "jsonPath": ".status.winner.variant", "description": "The selected variant."},
+    {"name": "Speedup", "type": "string", "jsonPath": ".status.winner.speedup", "description": "Over the source."},
+    {"name": "P99", "type": "string", "jsonPath": ".status.winner.latencyP99", "description": "Winner's p99."},
+    {"name": "AccDrop", "type": "string", "jsonPath": ".status.winner.accuracyDrop",
+     "description": "Winner's accuracy drop."},
+    {"name": "Objective", "type": "string", "jsonPath": ".spec.selection.objective", "priority": 1,
+     "description": "What the selection optimizes."},
+    {"name": "Target", "type": "string", "jsonPath": ".status.winner.target", "priority": 1,
+     "description": "Where the winner was measured."},
+    {"name": "Version", "type": "integer", "jsonPath": ".status.promoted.version", "priority": 1,
+     "description": "Promoted serving version."},
+    {"name": "Stalled", "type": "string", "jsonPath": _condition("Stalled"), "priority": 1,
+     "description": "The run ended without a usable winner."},
+    {"name": "Run", "type": "string", "jsonPath": ".status.runUri", "priority": 1,
+     "description": "The run directory."},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 
@@ -146,9 +139,26 @@ def build_crd() -> dict[str, Any]:
     }
 
 
+# Strings a YAML 1.2 reader (kubectl, Go) takes for numbers although PyYAML (YAML 1.1) writes them bare:
+# `default: 1e-3` would reach the API server as a float where the schema says string.
+_NUMBER_LIKE = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$|^0x[0-9a-fA-F]+$|^0o[0-7]+$")
+
+
+class _CrdDumper(yaml.SafeDumper):
+    pass
+
+
+def _string(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = '"' if _NUMBER_LIKE.match(value) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_CrdDumper.add_representer(str, _string)
+
+
 def render_crd_yaml() -> str:
     header = "# Generated from optismith.spec by `make crd` (optismith crd). Do not edit by hand.\n"
-    return header + yaml.safe_dump(build_crd(), sort_keys=False, width=100)
+    return header + yaml.dump(build_crd(), Dumper=_CrdDumper, sort_keys=False, width=100)
 
 
 def _reference_rows(schema: dict[str, Any], path: str, rows: list[tuple[str, str, str, str]]) -> None:

@@ -157,3 +157,56 @@ def assume_role_arguments(
         # STS allows 15 minutes to the role's maximum session duration.
         "DurationSeconds": max(900, duration_seconds),
     }
+
+
+# --- applying the policy: STS AssumeRole per Job, handed over in a Secret the Job owns ---
+
+CREDENTIAL_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+NO_CREDENTIALS_CONTAINERS = frozenset({"execute"})  # the step that runs the model never gets them
+
+
+def credentials_secret_name(job_name: str) -> str:
+    return f"{job_name}-s3"[:253]
+
+
+def mint_credentials(sts: Any, spec: ModelOptimizationSpec, namespace: str, name: str, generation: int, phase: str,
+                     role_arn: str, duration_seconds: int) -> dict[str, str]:
+    """Temporary credentials for one Job, limited by its session policy (the role's policy AND this one)."""
+    response = sts.assume_role(**assume_role_arguments(spec, namespace, name, generation, phase, role_arn,
+                                                       duration_seconds))
+    minted = response["Credentials"]
+    return {"AWS_ACCESS_KEY_ID": minted["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": minted["SecretAccessKey"],
+            "AWS_SESSION_TOKEN": minted["SessionToken"], "expiration": str(minted["Expiration"])}
+
+
+def credentials_secret(job: dict[str, Any], credentials: dict[str, str]) -> dict[str, Any]:
+    """The Secret that hands a Job its minted credentials. Owned by the Job (created first, so its uid is
+    known): Kubernetes' garbage collector deletes it with the Job, and the credentials expire on their own."""
+    metadata = job["metadata"]
+    return {
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {
+            "name": credentials_secret_name(metadata["name"]), "namespace": metadata["namespace"],
+            "labels": dict(metadata.get("labels") or {}),
+            "annotations": {"optismith.io/expires": credentials.get("expiration", "")},
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": metadata["name"],
+                                 "uid": metadata["uid"], "controller": True, "blockOwnerDeletion": False}],
+        },
+        "stringData": {key: credentials[key] for key in CREDENTIAL_KEYS},
+    }
+
+
+def credential_env(secret_name: str) -> list[dict[str, Any]]:
+    return [{"name": key, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}}} for key in CREDENTIAL_KEYS]
+
+
+def with_credentials(job: dict[str, Any], secret_name: str) -> dict[str, Any]:
+    """The Job with every container's and init container's AWS credentials taken from `secret_name` (any
+    credentials they referenced before are replaced), except the step that runs the model."""
+    pod = job["spec"]["template"]["spec"]
+    for container in [*pod.get("initContainers", []), *pod.get("containers", [])]:
+        if container.get("name") in NO_CREDENTIALS_CONTAINERS:
+            continue
+        env = [e for e in container.get("env", []) if e.get("name") not in CREDENTIAL_KEYS]
+        container["env"] = [*env, *credential_env(secret_name)]
+    return job

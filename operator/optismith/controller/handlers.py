@@ -20,13 +20,20 @@ from optismith import API_GROUP, API_VERSION
 from optismith.controller import reasons
 from optismith.controller.client import KubeClient
 from optismith.controller.crd import PLURAL
+from optismith.controller.credentials import (
+    credentials_secret,
+    credentials_secret_name,
+    mint_credentials,
+    with_credentials,
+)
 from optismith.controller.inflight import ActiveJobs, RecentCreations, WrittenStatus
 from optismith.controller.metrics import OperatorMetrics
 from optismith.controller.observe import job_summary, job_view, pod_summary
 from optismith.controller.planner import Capacity, Decision, decide
 from optismith.controller.settings import OperatorSettings
 from optismith.controller.specs import LABEL_MANAGED_BY, MANAGER, build_job, run_uri
-from optismith.controller.status import build_status, invalid_spec_status
+from optismith.controller.status import build_status, degraded, invalid_spec_status
+from optismith.controller.tenancy import image_refusal
 from optismith.errors import OptismithError, SpecError
 from optismith.results import PromotionOutcome, RunResults, StageRecord
 from optismith.runs import layout
@@ -64,12 +71,17 @@ def read_outcome(spec: ModelOptimizationSpec, uri: str) -> tuple[RunResults, Pro
     return results, promotion
 
 
-async def _event(client: KubeClient, body: dict[str, Any], decision: Decision, previous_phase: str | None) -> None:
-    """One Kubernetes Event per transition of the run's phase."""
+async def _event(client: KubeClient, body: dict[str, Any], decision: Decision, previous_phase: str | None,
+                 status: dict[str, Any]) -> None:
+    """One Kubernetes Event per transition of the run's phase: Warning for a failure and for a completed run
+    that is not usable (no variant passed, or the winner was not promoted), Normal otherwise."""
     if decision.phase == previous_phase:
         return
+    unusable = degraded(status)
     if decision.phase == "Failed":
         await client.post_event(body, "Warning", decision.reason, decision.message)
+    elif unusable is not None:
+        await client.post_event(body, "Warning", *unusable)
     else:
         await client.post_event(body, "Normal", decision.phase, decision.message)
 
@@ -117,12 +129,18 @@ async def _reconcile(
         return  # terminal for this generation: nothing to do until the spec changes
     try:
         spec = parse_spec(raw_spec)
+        refused = image_refusal(spec, (settings.worker_image_cpu, settings.worker_image_gpu),
+                                settings.worker_allowed_images, settings.worker_image_override)
     except SpecError as error:
-        new_status = invalid_spec_status(status, generation, error.message, now)
+        refused, reason = error.message, SpecError.reason
+    else:
+        reason = reasons.IMAGE_NOT_ALLOWED
+    if refused:
+        new_status = invalid_spec_status(status, generation, refused, now, reason)
         if new_status != {k: status.get(k) for k in new_status}:
             patch.status.update(new_status)
             written.remember((namespace, name), generation, new_status)
-            await client.post_event(dict(body), "Warning", SpecError.reason, error.message)
+            await client.post_event(dict(body), "Warning", reason, refused)
             metrics.set_phase(namespace, name, "Failed")
         return
 
@@ -146,9 +164,17 @@ async def _reconcile(
         job = build_job(dict(body), spec, step, attempt, worker)
         if recent.pending(job["metadata"]["name"]):
             continue  # created moments ago; its watch event has not reached the index yet
+        if settings.worker_s3_role_arn:  # issue 13: per-Job STS credentials (controller/credentials.py)
+            job = with_credentials(job, credentials_secret_name(job["metadata"]["name"]))
         kopf.adopt(job, owner=body)  # ownerReferences: deleting the resource deletes its Jobs
-        if await client.create_job(namespace, job):
+        created = await client.create_job(namespace, job)
+        if created:
             metrics.jobs_created.labels(step.phase).inc()
+            if settings.worker_s3_role_arn:
+                minted = await asyncio.to_thread(
+                    mint_credentials, memo["sts"], spec, namespace, name, generation, step.phase,
+                    settings.worker_s3_role_arn, settings.worker_s3_credentials_seconds)
+                await client.create_secret(namespace, credentials_secret(created, minted))
         recent.add(job["metadata"]["name"])
         active.created(gpu=_target_is_gpu(spec, step.target))
     counted: set[str] = memo["counted_jobs"]
@@ -178,7 +204,7 @@ async def _reconcile(
         patch.status.update(new_status)
         written.remember((namespace, name), generation, new_status)
         await _event(client, dict(body), decision,
-                     status.get("phase") if status.get("observedGeneration") == generation else None)
+                     status.get("phase") if status.get("observedGeneration") == generation else None, new_status)
     metrics.set_phase(namespace, name, decision.phase)
     metrics.set_queued(namespace, name, sum(1 for s in decision.steps if s.state == "queued"))
     if results is not None:
@@ -211,6 +237,10 @@ def register_handlers(registry: kopf.OperatorRegistry, settings: OperatorSetting
         memo["recent_jobs"] = RecentCreations()
         memo["active_jobs"] = ActiveJobs()
         memo["written_status"] = WrittenStatus(ttl=2 * settings.reconcile_interval)
+        if settings.worker_s3_role_arn:
+            from optismith.storage.s3 import sts_client
+
+            memo["sts"] = sts_client()
         if settings.metrics_port:
             metrics.serve(settings.metrics_port)
 

@@ -36,6 +36,7 @@ JOB_FAILED = _reason("JobFailed", "a stage's Job failed after its last attempt")
 DEADLINE_EXCEEDED = _reason("DeadlineExceeded", "a Job ran past spec.execution.stageDeadline")
 UNSCHEDULABLE = _reason("Unschedulable",
                         "a Job's pod could not be scheduled within spec.execution.unschedulableTimeout")
+IMAGE_NOT_ALLOWED = _reason("ImageNotAllowed", "a target names a worker image the operator's settings do not allow")
 RESULTS_UNREADABLE = _reason("ResultsUnreadable", "the run finished but its results.json cannot be read")
 # The accuracy gate and promotion.
 PASSED = _reason("Passed", "a variant passed every gate", success=True)

@@ -34,6 +34,13 @@ class OperatorSettings(BaseSettings):
     worker_extra_env: dict[str, str] = Field(default_factory=dict)
     worker_resources_cpu: dict[str, dict[str, str]] = Field(default_factory=lambda: _DEFAULT_WORKER.cpu_resources)
     worker_resources_gpu: dict[str, dict[str, str]] = Field(default_factory=lambda: _DEFAULT_WORKER.gpu_resources)
+    worker_image_override: bool = Field(False, description="Honour spec.targets[].image (within the allow-list).")
+    worker_allowed_images: list[str] = Field(
+        default_factory=list, description="fnmatch patterns of images targets may name, besides the defaults.")
+    worker_s3_role_arn: str | None = Field(
+        None, description="Mint per-Job S3 credentials by STS AssumeRole of this role with the Job's session policy.")
+    worker_s3_credentials_seconds: int = Field(3600, ge=900, le=43200,
+                                               description="Lifetime of minted credentials (STS: 15 min to 12 h).")
 
     @classmethod
     def from_flags(cls, **flags: Any) -> OperatorSettings:

@@ -101,6 +101,29 @@ def summarize_results(results: RunResults) -> dict[str, Any]:
     return summary
 
 
+def promoted_summary(promotion: PromotionOutcome) -> dict[str, Any]:
+    """status.promoted: the stable URI, what is there, and the digest an automation bumps a server with."""
+    digest = promotion.digest or ""
+    summary: dict[str, Any] = {"uri": promotion.uri, "variant": promotion.variant,
+                               "digest": digest if digest.startswith("sha256:") else f"sha256:{digest}"}
+    for key, value in (("version", promotion.version), ("runtime", promotion.runtime), ("format", promotion.format),
+                       ("storageUri", promotion.storage_uri)):
+        if value is not None:
+            summary[key] = value
+    return summary
+
+
+def degraded(status: dict[str, Any]) -> tuple[str, str] | None:
+    """(reason, message) when a completed run is not usable (no winner, or not promoted): an outcome that
+    deserves a Warning event, not a Normal one."""
+    if status.get("phase") != "Succeeded":
+        return None
+    ready = next((c for c in status.get("conditions", []) if c.get("type") == "Ready"), None)
+    if ready is None or ready.get("status") == "True":
+        return None
+    return str(ready.get("reason", "")), str(ready.get("message", ""))
+
+
 def build_status(
     previous: dict[str, Any],
     decision: Decision,
@@ -140,9 +163,7 @@ def build_status(
         promoted = promotion is not None and promotion.promoted
         if promotion_configured:
             if promotion is not None and promotion.promoted:
-                digest = promotion.digest or ""
-                status["promoted"] = {"uri": promotion.uri, "variant": promotion.variant,
-                                      "digest": digest if digest.startswith("sha256:") else f"sha256:{digest}"}
+                status["promoted"] = promoted_summary(promotion)
                 cond("Promoted", "True", reasons.PROMOTED, f"{promotion.variant} promoted to {promotion.uri}")
             else:
                 reason = promotion.reason if promotion is not None else "no variant passed the gates"
@@ -175,8 +196,10 @@ def build_status(
     return status
 
 
-def invalid_spec_status(previous: dict[str, Any], generation: int, message: str, now: dt.datetime) -> dict[str, Any]:
+def invalid_spec_status(previous: dict[str, Any], generation: int, message: str, now: dt.datetime,
+                        reason: str = SpecError.reason) -> dict[str, Any]:
+    """A resource the operator will not run as it is (an invalid spec, a refused image): Stalled until it changes."""
     conditions: list[dict[str, Any]] = list(previous.get("conditions") or [])
     for type_, value in (("Stalled", "True"), ("Succeeded", "False"), ("Ready", "False"), ("Reconciling", "False")):
-        conditions = set_condition(conditions, type_, value, SpecError.reason, message, generation, now)
+        conditions = set_condition(conditions, type_, value, reason, message, generation, now)
     return {"observedGeneration": generation, "phase": "Failed", "conditions": conditions, "stages": []}

@@ -11,10 +11,17 @@
         logs/<stage>[@<target>].log           what the stage's libraries printed (TensorFlow, absl, converters)
         results.json                          RunResults (report)
         report.md, plots/*.png                the human report (report)
+        candidates.csv                        the selection's candidates, one row each (report)
         manifest.json                         digests of every file, written last (report): without it the
                                               run is incomplete
-    <promotion uri>/promotion.json            the promoted winner (promote), pointing into artifacts/
-    <promotion uri>/artifacts/<sha256>/...    promoted artifacts, content-addressed
+    <promotion uri>/                          what servers load as they are (promote; docs/gitops.md)
+        promotion.json                        the current promotion (PromotionManifest), written last by
+                                              compare-and-swap
+        triton/<model>/config.pbtxt           a Triton model repository (ONNX, SavedModel, GraphDef, OpenVINO)
+        triton/<model>/<version>/model.onnx | model.savedmodel/ | model.graphdef | model.xml + model.bin
+        tfserving/<model>/<version>/saved_model.pb, variables/ | model.tflite   TF Serving's model base path
+        kserve/...                            a KServe storageUri: the current version only, in the layout
+                                              of the server KServe runs for the format (TF Serving or Triton)
 
 Every module that reads or writes one of these keys takes it from here.
 """
@@ -31,12 +38,15 @@ SAMPLE_INPUTS = "samples/inputs.npz"
 SAMPLE_OUTPUTS = "samples/outputs.npz"
 RESULTS = "results.json"
 REPORT = "report.md"
+CANDIDATES_CSV = "candidates.csv"
 MANIFEST = "manifest.json"
 PLOTS_PREFIX = "plots/"
 LOGS_PREFIX = "logs/"
 GRAPH_IO_FILE = graphio.IO_FILE
 PROMOTION = "promotion.json"
-PROMOTED_ARTIFACTS_PREFIX = "artifacts/"
+TRITON = "triton"
+TFSERVING = "tfserving"
+KSERVE = "kserve"
 
 
 def stage_record(stage: str, target: str | None = None) -> str:
@@ -71,8 +81,23 @@ def plot(name: str) -> str:
     return f"{PLOTS_PREFIX}{name}.png"
 
 
-def promoted_artifact(digest: str, name: str) -> str:
-    return f"{PROMOTED_ARTIFACTS_PREFIX}{digest}/{name}"
+def triton_model(model: str, root: str = TRITON) -> str:
+    """A model's directory in a Triton repository (config.pbtxt and the version directories)."""
+    return f"{root}/{model}"
+
+
+def triton_version(model: str, version: int, root: str = TRITON) -> str:
+    return f"{triton_model(model, root)}/{version}"
+
+
+def tfserving_version(model: str, version: int) -> str:
+    """A version directory under TF Serving's model base path `tfserving/<model>`."""
+    return f"{TFSERVING}/{model}/{version}"
+
+
+def kserve_version(version: int) -> str:
+    """A version directory directly under the KServe prefix (TF Serving's layout, model base path kserve/)."""
+    return f"{KSERVE}/{version}"
 
 
 # Records and logs the runner stores after the report stage has returned, so no manifest can cover them.

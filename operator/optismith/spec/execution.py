@@ -15,7 +15,14 @@ class OutputSpec(SpecModel):
 
 
 class PromotionSpec(SpecModel):
-    uri: Uri = Field(description="Stable location the winner is copied to when it passes the gates.")
+    uri: Uri = Field(description="Stable location the winner is copied to when it passes the gates, laid out for "
+                     "Triton, TF Serving and KServe (docs/gitops.md). Must not overlap model.uri or output.uri.")
+    model_name: DnsName | None = Field(
+        None, description="The served model's name in the Triton and TF Serving layouts; default: the resource's "
+        "name (the manifest's metadata.name).")
+    keep_versions: int = Field(
+        3, ge=1, le=100, description="Versions kept in the Triton and TF Serving layouts (the KServe prefix always "
+        "holds only the current one); older versions are deleted after a promotion.")
 
 
 class Toleration(SpecModel):

@@ -5,6 +5,7 @@ Validation errors name the field (camelCase, as in the manifest) and say how to 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +22,17 @@ from optismith.spec.variants import VariantName, default_variants
 
 API_VERSION_FULL = f"{API_GROUP}/{API_VERSION}"
 BASELINE_VARIANT = catalog.BASELINE
+# A run directory's last component (runs/layout.py: gen-<generation>, run-<UTC timestamp>).
+RUN_DIRECTORY_PATTERN = r"(^|/)(gen-[0-9]+|run-[0-9]{8}-[0-9]{6})(/|$)"
+# CEL for "this URI as a directory": one trailing '/' (CEL in the API server has no string trimming).
+_DIR = "({0}.endsWith('/') ? {0} : {0} + '/')"
+
+
+def uris_overlap(first: str, second: str) -> bool:
+    """One URI is the other or lies below it, compared as directories ('s3://b/m' and 's3://b/m/x' overlap,
+    's3://b/m' and 's3://b/m2' do not). Exactly what the CEL twin checks: no path resolution."""
+    a, b = (uri if uri.endswith("/") else uri + "/" for uri in (first, second))
+    return a.startswith(b) or b.startswith(a)
 
 
 class ModelOptimizationSpec(SpecModel):
@@ -61,6 +73,34 @@ class ModelOptimizationSpec(SpecModel):
         names = [t.name for t in self.targets]
         if len(set(names)) != len(names):
             raise ValueError(f"targets[].name must be unique, got {names}")
+        return self
+
+    @cross_field(
+        cel="!has(self.promotion) || [self.model.uri, self.output.uri].all(u, !("
+            f"{_DIR.format('self.promotion.uri')}.startsWith({_DIR.format('u')}) || "
+            f"{_DIR.format('u')}.startsWith({_DIR.format('self.promotion.uri')})))",
+        message="promotion.uri must not overlap model.uri or output.uri (neither may contain the other)",
+        field_path=".promotion.uri",
+    )
+    def _promotion_apart(self) -> ModelOptimizationSpec:
+        if self.promotion is not None:
+            for name, uri in (("model.uri", self.model.uri), ("output.uri", self.output.uri)):
+                if uris_overlap(self.promotion.uri, uri):
+                    raise ValueError(f"promotion.uri {self.promotion.uri!r} overlaps {name} {uri!r}: promoting "
+                                     "there would overwrite the source or the run directories; pick a prefix "
+                                     "outside both")
+        return self
+
+    @cross_field(
+        cel=f"!has(self.promotion) || !self.promotion.uri.matches('{RUN_DIRECTORY_PATTERN}')",
+        message="promotion.uri must not name a run directory (a gen-<N> or run-<timestamp> path component)",
+        field_path=".promotion.uri",
+    )
+    def _promotion_not_in_a_run(self) -> ModelOptimizationSpec:
+        if self.promotion is not None and re.search(RUN_DIRECTORY_PATTERN, self.promotion.uri):
+            raise ValueError(f"promotion.uri {self.promotion.uri!r} names a run directory (a gen-<N> or "
+                             "run-<timestamp> path component): promoting into another run would break its "
+                             "manifest; pick a prefix outside every output location")
         return self
 
     @cross_field(

@@ -76,6 +76,19 @@ class Storage(ABC):
     def key_uri(self, key: str) -> str:
         return join_uri(self.uri, key)
 
+    # --- compare-and-swap of one small object (the promotion record) ---
+
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        """The object and a token that changes whenever it is rewritten (S3: its ETag), or None."""
+        raise StorageError(f"{type(self).__name__} has no conditional writes", where=self.key_uri(key),
+                           fix="promote to a local directory or an S3 store that supports If-Match")
+
+    def write_if(self, key: str, data: bytes, expected: str | None) -> bool:
+        """Write only if the object is still the one read with token `expected` (None: only if it does
+        not exist). False when another writer got there first; nothing is written then."""
+        raise StorageError(f"{type(self).__name__} has no conditional writes", where=self.key_uri(key),
+                           fix="promote to a local directory or an S3 store that supports If-Match")
+
     def is_prefix(self, key: str) -> bool:
         """True when key names a 'directory' with objects under it."""
         return bool(self.list(key.rstrip("/") + "/")) if key else bool(self.list())

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
 import errno
+import fcntl
+import hashlib
 import os
 import secrets
 import shutil
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -15,6 +19,7 @@ from optismith.errors import StorageError
 from optismith.storage.base import Storage, normalize_key
 
 _TEMP_SUFFIX = ".part"
+_HELD = threading.local()  # directories this thread holds the lock of
 _WRITABLE_FIX = "choose a writable output location or fix its permissions"
 
 
@@ -145,6 +150,44 @@ class LocalStorage(Storage):
         except OSError as error:
             raise StorageError(f"cannot delete: {error.strerror}", where=str(path),
                                fix="fix the permissions of the output location") from None
+
+    @contextlib.contextmanager
+    def locked(self, key: str) -> Iterator[None]:
+        """An exclusive flock on the directory that holds `key`, across processes: compare-and-swap (and a
+        promotion as a whole) is serialized by it. A lock on the directory, not on a lock file, leaves no
+        object behind."""
+        directory = self._path(key).parent
+        held: set[Path] = _HELD.__dict__.setdefault("directories", set())
+        if directory in held:  # re-entrant within a thread: a second flock on another descriptor would deadlock
+            yield
+            return
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(directory, os.O_RDONLY)
+        except OSError as error:
+            raise StorageError(f"cannot lock: {error.strerror}", where=str(directory), fix=_fix_for(error)) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held.add(directory)
+            yield
+        finally:
+            held.discard(directory)
+            os.close(fd)  # closing releases the lock
+
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        data = self.read_bytes(key)
+        return data, hashlib.sha256(data).hexdigest()
+
+    def write_if(self, key: str, data: bytes, expected: str | None) -> bool:
+        with self.locked(key):
+            current = self.read_versioned(key)
+            if (current[1] if current else None) != expected:
+                return False
+            self.write_bytes(key, data)
+            return True
 
     def child(self, prefix: str) -> LocalStorage:
         return LocalStorage(self._path(prefix))

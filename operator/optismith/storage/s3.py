@@ -113,6 +113,11 @@ def _fresh_session() -> Any:
     return boto3.session.Session(botocore_session=core)
 
 
+def sts_client(region: str | None = None) -> Any:
+    """An STS client from boto3's credential chain (the operator's own identity), for AssumeRole."""
+    return _fresh_session().client("sts", region_name=region or os.environ.get("AWS_REGION") or "us-east-1")
+
+
 def _is_sdk_error(error: BaseException) -> bool:
     return type(error).__module__.split(".")[0] in ("botocore", "boto3", "s3transfer", "urllib3")
 
@@ -208,6 +213,41 @@ class S3Storage(Storage):
         full = self._full(key)
         # One PUT is atomic: readers see the old object or the new one, never a partial one.
         self._run("write", full, lambda: self.client.put_object(Bucket=self.bucket, Key=full, Body=data))
+
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        full = self._full(key)
+
+        def read() -> tuple[bytes, str] | None:
+            try:
+                response = self.client.get_object(Bucket=self.bucket, Key=full)
+            except Exception as error:
+                code = str(getattr(error, "response", {}).get("Error", {}).get("Code", ""))
+                if code in ("404", "NoSuchKey", "NotFound") and self._bucket_exists() is not False:
+                    return None
+                raise
+            return response["Body"].read(), str(response["ETag"])
+
+        return self._run("read", full, read)
+
+    def write_if(self, key: str, data: bytes, expected: str | None) -> bool:
+        """S3 conditional writes: If-None-Match: * to create, If-Match: <ETag> to replace (AWS S3, MinIO and
+        recent SeaweedFS honour them). A store that ignores them silently degrades to last-writer-wins:
+        docs/storage.md says which stores are safe."""
+        full = self._full(key)
+        condition = {"IfNoneMatch": "*"} if expected is None else {"IfMatch": expected}
+
+        def write() -> bool:
+            try:
+                self.client.put_object(Bucket=self.bucket, Key=full, Body=data, **condition)
+            except Exception as error:
+                code = str(getattr(error, "response", {}).get("Error", {}).get("Code", ""))
+                # 412: the object changed (or exists); 409: a concurrent conditional write won the race.
+                if code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                    return False
+                raise
+            return True
+
+        return self._run("write", full, write)
 
     def upload_file(self, key: str, path: Path) -> None:
         full = self._full(key)

@@ -135,9 +135,34 @@ def _candidates(results: RunResults) -> list[str]:
              _num(c.speedup, "{:.2f}x"), "pass" if c.passed else "fail", "*" if c.pareto else "",
              "; ".join(c.reasons)] for c in results.selection.candidates]
     return [f"## Candidates (objective `{results.selection.objective}`, batch {results.selection.batch_size})",
-            "", "`*` marks the Pareto front over (p50 latency, size, accuracy drop).", "",
+            "", "`*` marks the Pareto front over (p50 latency, size, accuracy drop). The same rows are in "
+            "`candidates.csv`; see *Reading the numbers* below for what each column is.", "",
             *table(["variant", "target", "objective", "p50 ms", "p99 ms", "size", "accuracy drop", "speedup",
                     "gates", "Pareto", "reasons"], rows)]
+
+
+READING_NOTES = (
+    "**objective** is what the selection ranked by. For `latencyP50` it is the baseline's p50 divided by the "
+    "variant's speedup (a *paired* estimate), not the p50 column: on a shared host whose speed drifts, the "
+    "speedup, measured against the baseline in the same interleaved rounds, ranks variants reliably where "
+    "absolute medians measured minutes apart do not. For `latencyP99` and `throughput` it is that column, "
+    "for `size` the bytes.",
+    "**p50 / p90 / p99 ms** are the variant's own per-inference latencies over all its rounds, at the best "
+    "thread count; **speedup** is baseline p50 / variant p50 *within the same paired rounds*. So the speedup "
+    "order can differ from the p50 order when the host's speed changed between two variants' rounds; the "
+    "speedup (and so the objective) is the fairer comparison.",
+    "**throughput/s** counts samples per second in the offline scenario (back-to-back batches). **server "
+    "qps** counts *requests* per second, each of the row's batch size, that a single worker completed under "
+    "Poisson arrivals offered at half its measured capacity; **server p99** includes queueing. Compare server "
+    "qps x batch with throughput. A server p99 far above p99 means requests queued: the host stalled during "
+    "the (separate, unpaired) server run, or arrivals bunched up.",
+    "**accuracy drop** is the source model's metric minus the variant's (positive = worse), on the evaluation "
+    "set (top-1 with labels, else agreement with the source's outputs).",
+)
+
+
+def _reading_notes() -> list[str]:
+    return ["## Reading the numbers", "", *(f"- {note}" for note in READING_NOTES), ""]
 
 
 def _environment(results: RunResults) -> list[str]:
@@ -164,7 +189,7 @@ def _environment(results: RunResults) -> list[str]:
 def render_report(results: RunResults, spec: ModelOptimizationSpec, plots: dict[str, str],
                   notes: Sequence[str] = ()) -> str:
     """The whole report. `plots` maps a caption to a path relative to the run directory."""
-    lines = [*_summary(results, spec), "", *_candidates(results), "", *_latency(results),
+    lines = [*_summary(results, spec), "", *_candidates(results), "", *_reading_notes(), *_latency(results),
              *_accuracy(results), "", *_variants(results), ""]
     if plots or notes:
         lines += ["## Plots", ""]
