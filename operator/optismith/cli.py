@@ -100,6 +100,7 @@ def cmd_stage(args: argparse.Namespace) -> int:
     manifest = _manifest_from_args(args)
     store = open_storage(args.run_uri, manifest.spec.storage)
     stages: list[StageSummary] = []
+    gpus = _gpus_of(manifest, args.target)
     try:
         with tempfile.TemporaryDirectory(prefix="optismith-stage-") as scratch:
             workdir = Path(args.workdir) if args.workdir else Path(scratch)
@@ -111,11 +112,20 @@ def cmd_stage(args: argparse.Namespace) -> int:
                                            seconds=round(record.duration_seconds, 2)))
                 print(f"stage {name}: {record.status} in {record.duration_seconds:.1f}s", flush=True)
     except OptismithError as error:
-        _write_termination_message(TerminationMessage(status="failed", target=args.target, stages=stages,
-                                                      reason=error.reason, message=error.message))
+        _write_termination_message(TerminationMessage(status="failed", target=args.target, gpus=gpus,
+                                                      stages=stages, reason=error.reason, message=error.message))
         raise
-    _write_termination_message(TerminationMessage(status="succeeded", target=args.target, stages=stages))
+    _write_termination_message(TerminationMessage(status="succeeded", target=args.target, gpus=gpus, stages=stages))
     return 0
+
+
+def _gpus_of(manifest: ModelOptimization, target: str | None) -> list[str]:
+    """The GPUs a GPU target's Job sees (nvidia-smi: name and UUID), for its termination message."""
+    if not any(t.name == target and t.kind == "gpu" for t in manifest.spec.targets):
+        return []
+    from optismith.measure.gpu import gpu_names
+
+    return gpu_names()
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
