@@ -203,14 +203,15 @@ class EvaluateStage(Stage):
     @staticmethod
     def _data(ctx: StageContext, runtime: type[Runtime] | None, baseline_path: Path) -> EvaluationData:
         spec = ctx.spec
-        inputs = _model_inputs(ctx, runtime, baseline_path)
         if spec.evaluation.uri:
+            inputs = _model_inputs(ctx, runtime, baseline_path)
             return load_evaluation_npz(spec.evaluation.uri, spec.storage, inputs, spec.evaluation.samples)
         samples = ctx.read_arrays(layout.SAMPLE_INPUTS)
         if samples is not None:
             count = min(next(iter(samples.values())).shape[0], spec.evaluation.samples)
             arrays = {name: array[:count] for name, array in samples.items()}
             return EvaluationData(arrays, None, f"the inspect stage's {count} sample inputs (no evaluation.uri)")
+        inputs = _model_inputs(ctx, runtime, baseline_path)
         return EvaluationData(tensors.synthetic(inputs, SYNTHETIC_SAMPLES), None,
                               f"{SYNTHETIC_SAMPLES} random inputs (no evaluation.uri and no saved samples)")
 
