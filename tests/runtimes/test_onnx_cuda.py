@@ -144,6 +144,8 @@ def test_device_resident_calls_reuse_one_buffer_per_batch(model: Path) -> None:
     np.testing.assert_allclose(y, expected(x[2:4]), rtol=1e-5, atol=1e-6)
     (y8,) = session.run([x])
     np.testing.assert_allclose(y8, expected(x), rtol=1e-5, atol=1e-6)
+    session.run([x[4:6]])  # results already returned are the caller's: a later call does not overwrite them
+    np.testing.assert_allclose(y, expected(x[2:4]), rtol=1e-5, atol=1e-6)
     assert sorted(session._slots) == [2, 8] and len(session._sessions) == 1  # no graph: one session
     session.close()
 

@@ -100,10 +100,11 @@ def providers_for(options: dict[str, Any], *, cuda_graph: bool | None = None) ->
 
 
 def create_session(artifact: Path, threads: int, providers: list[tuple[str, dict[str, str]]],
-                   placement: Placement = PLACEMENT, *, profile_dir: Path | None = None) -> Any:
+                   placement: Placement | None = None, *, profile_dir: Path | None = None) -> Any:
     """An InferenceSession whose every node is on `providers`, or GpuPlacementError saying why not."""
     import onnxruntime as ort
 
+    placement = placement or PLACEMENT
     options = session_options(threads)
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # CPU threads only wait here
     if profile_dir is not None:
@@ -151,6 +152,8 @@ class _Slot:
         self.binding.clear_binding_outputs()
         for name, value in zip(output_names, self.outputs, strict=True):
             self.binding.bind_ortvalue_output(name, value)
+        # The second run is the one a CUDA graph is captured in: done here, every later call is a replay.
+        self.call()
 
     def load(self, feeds: list[np.ndarray]) -> None:
         for value, feed in zip(self.inputs, feeds, strict=True):
@@ -161,7 +164,8 @@ class _Slot:
         self.binding.synchronize_outputs()
 
     def fetch(self) -> list[np.ndarray]:
-        return [value.numpy() for value in self.outputs]
+        # A copy: for host-memory buffers numpy() is a view, which the next call would overwrite.
+        return [np.array(value.numpy(), copy=True) for value in self.outputs]
 
 
 def _numpy_dtype(value: Any) -> Any:
@@ -174,8 +178,9 @@ class CudaSession(OnnxSession):
     adds the copies (end to end). With a CUDA graph each batch size gets its own session, since a captured
     graph replays one shape at fixed addresses."""
 
-    def __init__(self, artifact: Path, threads: int, options: dict[str, Any], placement: Placement = PLACEMENT):
-        self.artifact, self.threads, self.options, self.placement = artifact, threads, dict(options), placement
+    def __init__(self, artifact: Path, threads: int, options: dict[str, Any], placement: Placement | None = None):
+        self.artifact, self.threads, self.options = artifact, threads, dict(options)
+        self.placement = placement or PLACEMENT
         self.io = str(options.get("io", "host"))
         self.cuda_graph = wants_cuda_graph(options)
         if self.cuda_graph and self.io != "device":
@@ -237,7 +242,7 @@ def load_on_gpu(artifact: Path, threads: int, options: dict[str, Any]) -> CudaSe
 
 
 def node_placement(artifact: Path, options: dict[str, Any], feeds: dict[str, np.ndarray],
-                   placement: Placement = PLACEMENT) -> dict[str, int]:
+                   placement: Placement | None = None) -> dict[str, int]:
     """Kernels per execution provider in one profiled run (no CUDA graph): the evidence, beyond the refused
     CPU fallback, that every node computed on the GPU."""
     with tempfile.TemporaryDirectory(prefix="optismith-placement-") as scratch:
