@@ -133,6 +133,7 @@ def test_device_resident_calls_reuse_one_buffer_per_batch(model: Path) -> None:
     session = CudaSession(model, 1, {"io": "device"}, CPU_STAND_IN)
     assert session.device_resident
     x = np.random.default_rng(1).normal(size=(8, 4)).astype(np.float32)
+    first = x.copy()
     call = session.bind([x[:2]])
     call()
     slot = session._slots[2]
@@ -140,12 +141,15 @@ def test_device_resident_calls_reuse_one_buffer_per_batch(model: Path) -> None:
     np.testing.assert_allclose(slot.fetch()[0], expected(x[:2]), rtol=1e-5, atol=1e-6)
     # New data for the same batch size goes into the same buffer (what a captured CUDA graph reads).
     (y,) = session.run([x[2:4]])
+    np.testing.assert_array_equal(x, first)  # staging new inputs did not write into the earlier ones' array
     assert session._slots[2].inputs[0].data_ptr() == address
     np.testing.assert_allclose(y, expected(x[2:4]), rtol=1e-5, atol=1e-6)
     (y8,) = session.run([x])
     np.testing.assert_allclose(y8, expected(x), rtol=1e-5, atol=1e-6)
+    original = x.copy()
     session.run([x[4:6]])  # results already returned are the caller's: a later call does not overwrite them
     np.testing.assert_allclose(y, expected(x[2:4]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(x, original)  # nor are the caller's inputs ever written to
     assert sorted(session._slots) == [2, 8] and len(session._sessions) == 1  # no graph: one session
     session.close()
 

@@ -139,7 +139,8 @@ class _Slot:
 
         self.session, self.run_options = session, run_options
         self.binding = session.io_binding()
-        self.inputs = [ort.OrtValue.ortvalue_from_numpy(feed, device_type, 0) for feed in feeds]
+        # Copies: on host memory an OrtValue would alias the caller's array, and `load` would overwrite it.
+        self.inputs = [ort.OrtValue.ortvalue_from_numpy(np.array(feed, copy=True), device_type, 0) for feed in feeds]
         for name, value in zip(input_names, self.inputs, strict=True):
             self.binding.bind_ortvalue_input(name, value)
         for name in output_names:
