@@ -189,3 +189,30 @@ def test_node_placement_counts_kernels_per_provider(model: Path) -> None:
 ])
 def test_out_of_device_memory_is_recognised(text: str, oom: bool) -> None:
     assert out_of_device_memory(RuntimeError(text)) is oom
+
+
+def test_outputs_are_bound_before_the_first_run_when_their_shape_is_known() -> None:
+    from optismith.runtimes.onnx_cuda import static_shape
+
+    assert static_shape((None, 10), 64) == [64, 10]
+    assert static_shape((8, 10), 64) == [8, 10]  # a fixed batch stays what the model says
+    assert static_shape((None, None), 64) is None  # learnt from a first run (never with a CUDA graph)
+
+
+def test_dynamic_output_shapes_work_without_a_graph_and_are_refused_with_one(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "dyn",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", "m"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", "m"])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "dyn.onnx"))
+    x = np.array([[-1.0, 2.0, -3.0]], dtype=np.float32)
+    (y,) = CudaSession(tmp_path / "dyn.onnx", 1, {"io": "device"}, CPU_STAND_IN).run([x])
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+    graph_session = CudaSession(tmp_path / "dyn.onnx", 1, {"io": "device", "cuda.enable_cuda_graph": "1"},
+                                CPU_STAND_IN)
+    with pytest.raises(ValueError, match="output shapes known up to the batch size"):
+        graph_session.run([x])

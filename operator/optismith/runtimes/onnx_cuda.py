@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from optismith.runtimes.base import IOSpec
 from optismith.runtimes.onnx_session import _ONNX_TO_NUMPY, OnnxSession, session_options
 
 CUDA_EP = "CUDAExecutionProvider"
@@ -131,10 +132,12 @@ def create_session(artifact: Path, threads: int, providers: list[tuple[str, dict
 
 class _Slot:
     """One batch size's device buffers: inputs staged once, outputs preallocated, bound to a session. The
-    addresses never change, which is what a captured CUDA graph replays on."""
+    addresses never change, which is what a captured CUDA graph replays on. Outputs are bound before the
+    first run: rebinding them after it left a CUDA graph writing elsewhere (seen on an H200, ONNX Runtime
+    1.31: the outputs read back were stale memory), so graphs need output shapes known up to the batch."""
 
-    def __init__(self, session: Any, input_names: list[str], output_names: list[str], feeds: list[np.ndarray],
-                 device_type: str, run_options: Any) -> None:
+    def __init__(self, session: Any, input_names: list[str], outputs: list[IOSpec], feeds: list[np.ndarray],
+                 device_type: str, run_options: Any, *, cuda_graph: bool) -> None:
         import onnxruntime as ort
 
         self.session, self.run_options = session, run_options
@@ -143,17 +146,28 @@ class _Slot:
         self.inputs = [ort.OrtValue.ortvalue_from_numpy(np.array(feed, copy=True), device_type, 0) for feed in feeds]
         for name, value in zip(input_names, self.inputs, strict=True):
             self.binding.bind_ortvalue_input(name, value)
-        for name in output_names:
-            self.binding.bind_output(name, device_type, 0)
-        # A first, regular run learns the output shapes (and is the run a CUDA graph needs before capture).
-        session.run_with_iobinding(self.binding, run_options)
-        produced = self.binding.get_outputs()
-        self.outputs = [ort.OrtValue.ortvalue_from_shape_and_type(value.shape(), _numpy_dtype(value),
-                                                                  device_type, 0) for value in produced]
-        self.binding.clear_binding_outputs()
-        for name, value in zip(output_names, self.outputs, strict=True):
-            self.binding.bind_ortvalue_output(name, value)
-        # The second run is the one a CUDA graph is captured in: done here, every later call is a replay.
+        batch = int(feeds[0].shape[0]) if feeds and feeds[0].ndim else 1
+        shapes = [static_shape(spec.shape, batch) for spec in outputs]
+        if all(shape is not None for shape in shapes):
+            self.outputs = [ort.OrtValue.ortvalue_from_shape_and_type(shape, np.dtype(spec.dtype), device_type, 0)
+                            for shape, spec in zip(shapes, outputs, strict=True)]
+            for spec, value in zip(outputs, self.outputs, strict=True):
+                self.binding.bind_ortvalue_output(spec.name, value)
+            self.call()  # the regular run a CUDA graph needs before its capture
+        elif cuda_graph:
+            raise ValueError(f"a CUDA graph needs output shapes known up to the batch size; the model's are "
+                             f"{[spec.shape for spec in outputs]}")
+        else:  # a first run learns the shapes, then the outputs get buffers of their own
+            for spec in outputs:
+                self.binding.bind_output(spec.name, device_type, 0)
+            session.run_with_iobinding(self.binding, run_options)
+            self.outputs = [ort.OrtValue.ortvalue_from_shape_and_type(value.shape(), _numpy_dtype(value),
+                                                                      device_type, 0)
+                            for value in self.binding.get_outputs()]
+            self.binding.clear_binding_outputs()
+            for spec, value in zip(outputs, self.outputs, strict=True):
+                self.binding.bind_ortvalue_output(spec.name, value)
+        # The next run is the one a CUDA graph is captured in: done here, every later call is a replay.
         self.call()
 
     def load(self, feeds: list[np.ndarray]) -> None:
@@ -167,6 +181,12 @@ class _Slot:
     def fetch(self) -> list[np.ndarray]:
         # A copy: for host-memory buffers numpy() is a view, which the next call would overwrite.
         return [np.array(value.numpy(), copy=True) for value in self.outputs]
+
+
+def static_shape(shape: tuple[int | None, ...], batch: int) -> list[int] | None:
+    """`shape` with its free batch dimension set to `batch`; None when another dimension is free."""
+    dims = [batch if index == 0 and dim is None else dim for index, dim in enumerate(shape)]
+    return None if any(dim is None for dim in dims) else [int(dim) for dim in dims if dim is not None]
 
 
 def _numpy_dtype(value: Any) -> Any:
@@ -207,8 +227,8 @@ class CudaSession(OnnxSession):
                 self._spare = None
                 if session is not self._session:
                     self._sessions.append(session)
-            slot = _Slot(session, list(named), self._output_names, list(named.values()),
-                         self.placement.device_type, None)
+            slot = _Slot(session, list(named), self.outputs, list(named.values()), self.placement.device_type,
+                         None, cuda_graph=self.cuda_graph)
             self._slots[batch] = slot
         slot.load(list(named.values()))
         return slot
