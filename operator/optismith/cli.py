@@ -243,12 +243,29 @@ def cmd_stage(args: argparse.Namespace) -> int:
         else:
             _run_step(args, stages)
     except OptismithError as error:
-        _write_termination_message(TerminationMessage(status="failed", target=args.target, stages=stages,
-                                                      reason=error.reason, message=error.message))
+        _write_termination_message(TerminationMessage(status="failed", target=args.target, gpus=_gpus_of(args),
+                                                      stages=stages, reason=error.reason, message=error.message))
         raise
     if args.step in ("inline", "upload", "staged"):  # the Job's last step says how the phase went
-        _write_termination_message(TerminationMessage(status="succeeded", target=args.target, stages=stages))
+        _write_termination_message(TerminationMessage(status="succeeded", target=args.target,
+                                                      gpus=_gpus_of(args), stages=stages))
     return 0
+
+
+def _gpus_of(args: argparse.Namespace) -> list[str]:
+    """The GPUs a GPU target's Job sees (nvidia-smi: name and UUID), for its termination message; none for
+    CPU targets and for steps that hold no manifest (execute)."""
+    if not args.target or not (args.file or args.manifest_env):
+        return []
+    try:
+        manifest = _manifest_from_args(args)
+    except OptismithError:
+        return []
+    if not any(t.name == args.target and t.kind == "gpu" for t in manifest.spec.targets):
+        return []
+    from optismith.measure.gpu import gpu_names
+
+    return gpu_names()
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

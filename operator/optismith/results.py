@@ -93,6 +93,9 @@ class ConfigResult(Record):
     rounds: int
     server_p99_ms: float | None = None
     server_qps: float | None = None
+    # For sessions whose `latency` is device-resident (inputs and outputs already in GPU memory): the same
+    # call end to end, host-to-device and device-to-host copies included, timed on its own.
+    host_latency: LatencyStats | None = None
 
 
 class VariantBenchmark(Record):
@@ -102,6 +105,8 @@ class VariantBenchmark(Record):
     reason: str = ""
     cold_start_ms: float | None = None
     peak_rss_bytes: int | None = None
+    gpu_memory_peak_bytes: int | None = None  # growth of GPU memory in use while it was measured (GPU targets)
+    execution: dict[str, Any] = Field(default_factory=dict)  # where it computed: providers, I/O, device options
     configs: list[ConfigResult] = Field(default_factory=list)
     best_by_batch: dict[str, ConfigResult] = Field(default_factory=dict)  # batch size -> best threads
 
@@ -291,6 +296,7 @@ class TerminationMessage(Record):
     schema_version: str = TERMINATION_SCHEMA
     status: Literal["succeeded", "failed"]
     target: str | None = None
+    gpus: list[str] = Field(default_factory=list)  # the GPUs the Job saw (name and UUID), on GPU targets
     stages: list[StageSummary] = Field(default_factory=list)
     reason: str | None = None
     message: str = ""

@@ -197,3 +197,13 @@ def test_synthetic_calibration_that_cannot_be_made_skips_instead_of_failing(ctx:
     assert "give real samples" in calibration.unavailable_reason
     made = resolve_calibration(ctx, [TensorInfo(name="image", dtype="float32", shape=[None, 2])])
     assert made.source == "synthetic" and made.samples == ctx.spec.calibration.samples
+
+
+def test_gpu_variants_are_built_only_for_specs_with_a_gpu_target(ctx: StageContext) -> None:
+    gpu_only = catalog.Variant("scale-gpu", "needs a GPU target", "scale", "quantize", "model.json",
+                               builder=f"{__name__}:write_scale", options={"scale": "1"}, gpu=True)
+    with catalog.extended(gpu_only):
+        record = build_variant(inputs(ctx), gpu_only)
+        assert (record.status, record.reason) == ("skipped", "runs only on GPU targets, and spec.targets has none")
+        ctx.spec.targets.append(ctx.spec.targets[0].model_copy(update={"name": "h200", "kind": "gpu"}))
+        assert build_variant(inputs(ctx), gpu_only).status == "built"

@@ -17,12 +17,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ROOT / "images"
 
-# The pip extras each image installs. worker-gpu leaves out `tf` on purpose: it pins tensorflow-cpu,
-# which would replace the base image's CUDA/TensorRT TensorFlow (see images/README.md).
+# The pip extras each image installs. worker-gpu has no TensorFlow and ONNX Runtime's CUDA build instead of
+# the CPU one (see images/README.md).
 EXTRAS = {
     "operator": {"operator", "s3"},
     "worker-cpu": {"tf", "onnx", "s3"},
-    "worker-gpu": {"onnx", "s3"},
+    "worker-gpu": {"onnx-gpu", "s3"},
 }
 BUILD_TOOLS = ("gcc", "g++", "build-essential", "make ", "cmake", "clang", "git ")
 
@@ -121,3 +121,12 @@ def test_build_context_is_limited(image: str) -> None:
     }
     assert sources == {"pyproject.toml", "README.md", "operator/"}
     assert all(f"!{source}" in patterns for source in sources)
+
+
+def test_gpu_image_never_installs_the_cpu_onnxruntime() -> None:
+    # onnxruntime and onnxruntime-gpu install the same module: with both, whichever lands last wins, and a
+    # CPU-only onnxruntime on a GPU node would leave every ONNX variant unable to reach the GPU.
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    gpu = [requirement for extra in EXTRAS["worker-gpu"] for requirement in extras[extra]]
+    assert any(r.startswith("onnxruntime-gpu") for r in gpu)
+    assert not any(re.match(r"onnxruntime([<>=\[ ]|$)", r) for r in gpu), gpu

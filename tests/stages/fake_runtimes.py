@@ -26,6 +26,7 @@ from optismith.spec import ModelOptimization
 from optismith.storage.local import LocalStorage
 
 FAKE = "fake-cpu"
+FAKE_GPU = "fake-gpu"
 MISSING = "fake-missing"
 _WORK = np.random.default_rng(0).random((64, 64))
 _WEIGHTS = np.random.default_rng(1).normal(size=(64, 10))
@@ -95,12 +96,61 @@ class MissingRuntime(FakeRuntime):
         return "fake-missing not installed"
 
 
+class FakeGpuSession(FakeSession):
+    """A device-resident session: `bind` times the model alone, `run` adds `copy_units` of work (the
+    host<->device copies); batches in "oom_batches" fail the way ONNX Runtime's CUDA arena does."""
+
+    def __init__(self, config: dict[str, Any], threads: int) -> None:
+        super().__init__(config, threads)
+        self.copy_units = int(config.get("copy_units", 0))
+        self.oom_batches = set(config.get("oom_batches", []))
+
+    @property
+    def device_resident(self) -> bool:
+        return True
+
+    def _compute(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+        if feeds[0].shape[0] in self.oom_batches:
+            raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : CUDA failure 2: out of memory")
+        return super().run(feeds)
+
+    def bind(self, feeds: list[np.ndarray]) -> Any:
+        return lambda: self._compute(feeds)
+
+    def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+        for _ in range(self.copy_units * 8):
+            _WORK @ _WORK
+        return self._compute(feeds)
+
+    def execution(self) -> dict[str, Any]:
+        return {"providers": ["FakeCUDAExecutionProvider"], "io": "device"}
+
+
+class FakeGpuRuntime(FakeRuntime):
+    """Computes on the GPU as well (the fake of ONNX Runtime with its CUDA provider); records its options."""
+
+    name = FAKE_GPU
+    devices: ClassVar[tuple[Any, ...]] = ("cpu", "gpu")
+    options_seen: ClassVar[list[dict[str, Any]]] = []
+
+    @classmethod
+    def load(cls, artifact: Path, *, threads: int, options: dict[str, Any] | None = None) -> Session:
+        config = json.loads(artifact.read_text())
+        cls.loads.append((artifact.parent.name, threads))
+        cls.options_seen.append(dict(options or {}))
+        if (options or {}).get("device") == "gpu" and config.get("device_resident", True):
+            return FakeGpuSession(config, threads)
+        return FakeSession(config, threads)
+
+
 def install_fakes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Register the fakes in the runtime registry (name -> module path) for one test only."""
     monkeypatch.setitem(runtimes.RUNTIMES, FAKE, f"{__name__}:FakeRuntime")
+    monkeypatch.setitem(runtimes.RUNTIMES, FAKE_GPU, f"{__name__}:FakeGpuRuntime")
     monkeypatch.setitem(runtimes.RUNTIMES, MISSING, f"{__name__}:MissingRuntime")
     FakeRuntime.open_sessions = 0
     FakeRuntime.loads = []
+    FakeGpuRuntime.options_seen = []
 
 
 def manifest(
@@ -154,6 +204,8 @@ def fake_variant(
     status: str = "built",
     size_bytes: int | None = None,
     ballast_mb: int = 0,
+    copy_units: int = 0,
+    oom_batches: tuple[int, ...] = (),
 ) -> tuple[VariantRecord, dict[str, Any]]:
     per_threads = units if isinstance(units, dict) else {1: units}
     config = {
@@ -162,6 +214,8 @@ def fake_variant(
         "noise": noise,
         "fail_batches": list(fail_batches),
         "ballast_mb": ballast_mb,
+        "copy_units": copy_units,
+        "oom_batches": list(oom_batches),
     }
     record = VariantRecord(
         name=name,

@@ -117,6 +117,8 @@ def build_variant(inputs: BuildInputs, variant: catalog.Variant, builder: Builde
     """Build (with the catalog's builder unless one is given), publish, check numerics. A failure becomes
     the variant's status, never the stage's."""
     ctx = inputs.ctx
+    if variant.gpu and not any(target.kind == "gpu" for target in ctx.spec.targets):
+        return skipped(variant, "runs only on GPU targets, and spec.targets has none")
     if variant.calibration and not inputs.calibration.available:
         return skipped(variant, inputs.calibration.unavailable_reason)
     ctx.progress(f"building {variant.name}")

@@ -1,9 +1,11 @@
-"""ONNX Runtime variants (catalog options: `quantization` none / static-int8).
+"""ONNX Runtime variants (catalog options: `quantization` none / static-int8 / float16).
 
 ONNX comes from the frozen GraphDef through tf2onnx (works on TF 2.21 / protobuf 7 as installed, no
 workaround needed); the float model is converted once per stage and shared (BuildInputs.shared) by every
 variant that starts from it. int8 is static QDQ with per-channel weights; dynamic quantization was measured
-3-4x slower than float for CNNs on CPU, so it is not offered.
+3-4x slower than float for CNNs on CPU, so it is not offered. float16 (GPU variants) converts weights and
+compute to fp16 and keeps float32 inputs and outputs (Cast nodes at the boundary), so callers feed what the
+source model takes.
 """
 
 from __future__ import annotations
@@ -70,7 +72,22 @@ def build(inputs: BuildInputs, variant: catalog.Variant, artifact: Path) -> dict
     if variant.options["quantization"] == "none":
         shutil.copyfile(source, artifact)
         return details
+    if variant.options["quantization"] == "float16":
+        return to_float16(source, details, artifact)
     return quantize_static_int8(source, details, inputs.calibration, inputs.reference.inputs, artifact)
+
+
+def to_float16(source: Path, float_details: dict[str, Any], artifact: Path) -> dict[str, Any]:
+    """fp16 weights and activations, float32 I/O (onnxruntime.transformers.float16, which ships with
+    onnxruntime): the tensor-core precision of a GPU, at half the memory traffic."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
+    onnx.save(model, str(artifact))
+    return {"precision": "float16 weights and compute, float32 inputs and outputs",
+            "converter": "onnxruntime.transformers.float16 (keep_io_types)", "opset": float_details.get("opset"),
+            "op_count": len(model.graph.node)}
 
 
 def quantize_static_int8(source: Path, float_details: dict[str, Any], calibration: Calibration,

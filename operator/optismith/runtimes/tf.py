@@ -14,7 +14,7 @@ import numpy as np
 
 from optismith.frameworks import import_tensorflow
 from optismith.graphio import TensorIO, read_io
-from optismith.runtimes.base import IOSpec, Runtime, Session
+from optismith.runtimes.base import Device, IOSpec, Runtime, Session
 
 
 def _tf() -> Any:
@@ -29,9 +29,13 @@ def _shape(tensor_shape: Any) -> tuple[int | None, ...]:
 
 def _session_config(threads: int) -> Any:
     tf = _tf()
-    return tf.compat.v1.ConfigProto(
+    config = tf.compat.v1.ConfigProto(
         intra_op_parallelism_threads=threads, inter_op_parallelism_threads=1, allow_soft_placement=True
     )
+    # On a GPU, TensorFlow would otherwise take all of its memory, and ONNX Runtime sessions measured in the
+    # same process could not allocate theirs.
+    config.gpu_options.allow_growth = True
+    return config
 
 
 class GraphSession(Session):
@@ -84,11 +88,23 @@ def serving_tags(artifact: Path) -> list[str]:
 
 
 class TensorFlowRuntime(Runtime):
-    """What the three TensorFlow runtimes share: availability and versions come from TensorFlow itself."""
+    """What the three TensorFlow runtimes share: availability and versions come from TensorFlow itself. On a
+    GPU target they run only where TensorFlow sees the GPU (a CPU build would silently measure the CPU)."""
+
+    devices: ClassVar[tuple[Device, ...]] = ("cpu", "gpu")
 
     @classmethod
     def availability(cls) -> str | None:
         return _available()
+
+    @classmethod
+    def availability_on(cls, device: Device, options: dict[str, Any] | None = None) -> str | None:
+        missing = _available()
+        if missing is not None or device == "cpu":
+            return missing
+        if not _tf().config.list_physical_devices("GPU"):
+            return f"TensorFlow {_tf().__version__} here sees no GPU (a CPU build): it would run on the CPU"
+        return None
 
     @classmethod
     def versions(cls) -> dict[str, str]:

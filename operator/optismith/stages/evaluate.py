@@ -4,6 +4,14 @@ With labelled data (`evaluation.uri` with `x` and `y`) the metric is top-1 accur
 baseline's accuracy minus the variant's. Without labels, variants are compared to the baseline's outputs
 on the same inputs: the metric is top-1 agreement (cosine similarity for outputs that are not class
 scores) and the drop is 1 - agreement.
+
+The reference outputs are the baseline's (TensorFlow's), computed here. On a GPU target whose image has no
+TensorFlow that sees the GPU they come from elsewhere, and the record says from where (payload "reference"):
+  * no evaluation.uri: the evaluation inputs are the inspect stage's samples, and the prepare phase recorded
+    TensorFlow's outputs on them (samples/outputs.npz): the same reference as on a CPU target;
+  * an evaluation.uri: the onnx-fp32 artifact on the CUDA provider in strict IEEE fp32 (use_tf32=0). Its
+    agreement with TensorFlow was checked when it was built, on the samples (its numerics, copied into the
+    payload); with labels, the baseline's accuracy is this reference's.
 """
 
 from __future__ import annotations
@@ -23,12 +31,14 @@ from optismith.models.data import load_labelled
 from optismith.models.numerics import compare_outputs
 from optismith.results import Accuracy, Numerics, SourceInfo, StageRecord
 from optismith.runs import layout
-from optismith.runs.eligibility import load_options, resolve
+from optismith.runs.eligibility import device_of, load_options, resolve
 from optismith.runs.stage import Stage, StageContext, new_record
 from optismith.runtimes import IOSpec, Runtime
 from optismith.spec import BASELINE_VARIANT, LimitsSpec, StorageSpec
 
 SYNTHETIC_SAMPLES = 64
+GPU_REFERENCE = "onnx-fp32"
+STRICT_FP32 = {"cuda.use_tf32": "0"}  # ONNX Runtime's CUDA default is TF32
 
 
 @dataclass(frozen=True)
@@ -82,11 +92,14 @@ def agreement(numerics: Numerics) -> tuple[str, float]:
     return "cosine", max(0.0, min(1.0, numerics.cosine_similarity))
 
 
-def _model_inputs(ctx: StageContext, runtime: type[Runtime], baseline_path: Path) -> list[IOSpec]:
+def _model_inputs(ctx: StageContext, runtime: type[Runtime] | None, baseline_path: Path) -> list[IOSpec]:
     """The source model's inputs, as the inspect stage recorded them (else as the baseline loads)."""
     if ctx.has_record("inspect") and "source" in ctx.record("inspect").payload:
         source = SourceInfo.model_validate(ctx.record("inspect").payload["source"])
         return [IOSpec(t.name, t.dtype, tuple(t.shape)) for t in source.inputs]
+    if runtime is None:
+        raise StageError("the inspect stage recorded no model inputs, and the baseline cannot run here",
+                         where=ctx.store.uri, fix="run the inspect stage again")
     session = runtime.load(baseline_path, threads=1)
     try:
         return list(session.inputs)
@@ -108,17 +121,23 @@ class EvaluateStage(Stage):
             raise StageError(f"the baseline {BASELINE_VARIANT} was not recorded by any build stage",
                              where=ctx.store.uri, fix="run the inspect stage first")
         baseline_runtime, why = resolve(baseline, ctx.target)
-        if baseline_runtime is None:
+        if baseline_runtime is None and device_of(ctx.target) != "gpu":
             raise StageError(f"the baseline {BASELINE_VARIANT} cannot run here: {why}", where=ctx.store.uri,
                              fix="accuracy drops are measured against the baseline: run with TensorFlow")
         threads = max(spec.benchmark.threads or default_threads())
         batch = max(spec.benchmark.batch_sizes)
-        baseline_path = ctx.fetch(baseline.artifact or "")
+        # Without a runtime for it, the baseline's SavedModel is not even fetched (a GPU worker may lack TF).
+        baseline_path = ctx.fetch(baseline.artifact or "") if baseline_runtime is not None else Path()
         data = self._data(ctx, baseline_runtime, baseline_path)
         ctx.progress(f"evaluating on {data.description}")
+        reference_note: dict[str, Any] = {"variant": BASELINE_VARIANT, "source": "computed here"}
         try:
-            reference = predict(baseline_runtime, baseline_path, data, threads=threads, batch=batch,
-                                options=load_options(catalog.get(catalog.BASELINE), spec))
+            if baseline_runtime is not None:
+                reference = predict(baseline_runtime, baseline_path, data, threads=threads, batch=batch,
+                                    options=load_options(catalog.get(catalog.BASELINE), spec, ctx.target))
+            else:
+                reference, reference_note = self._reference_without_baseline(ctx, variants, data, why,
+                                                                             threads=threads, batch=batch)
         except (DataError, StageError):
             raise
         except Exception as error:
@@ -126,9 +145,13 @@ class EvaluateStage(Stage):
                              where=ctx.store.key_uri(baseline.artifact or ""),
                              fix="check that the data's shapes and dtypes match the model's inputs") from error
         baseline_value = top1_accuracy(reference, data.labels) if data.labels is not None else None
-        results = [self._accuracy(baseline.name, target, data, reference, reference, baseline_value)]
+        results: list[Accuracy] = []
         skipped: dict[str, str] = {}
         failed: dict[str, str] = {}
+        if reference_note["variant"] == BASELINE_VARIANT:  # the reference is the baseline's own outputs
+            results.append(self._accuracy(baseline.name, target, data, reference, reference, baseline_value))
+        else:
+            skipped[BASELINE_VARIANT] = why
         for variant in variants:
             if variant.name == BASELINE_VARIANT or variant.status != "built":
                 continue
@@ -139,7 +162,7 @@ class EvaluateStage(Stage):
             try:
                 entry = catalog.find(variant.name)
                 outputs = predict(runtime, ctx.fetch(variant.artifact or ""), data, threads=threads, batch=batch,
-                                  options=load_options(entry, spec) if entry else None)
+                                  options=load_options(entry, spec, ctx.target) if entry else None)
                 results.append(self._accuracy(variant.name, target, data, reference, outputs, baseline_value))
             except Exception as error:
                 failed[variant.name] = f"{type(error).__name__}: {error}"[:2000]
@@ -152,14 +175,37 @@ class EvaluateStage(Stage):
         return new_record(ctx, "evaluate", message=message, accuracy=results, payload={
             "data": {"description": data.description, "samples": data.count, "labelled": data.labels is not None,
                      "uri": spec.evaluation.uri, "batch_size": batch, "threads": threads},
-            "skipped": skipped, "failed": failed,
+            "skipped": skipped, "failed": failed, "reference": reference_note,
         })
 
     @staticmethod
-    def _data(ctx: StageContext, runtime: type[Runtime], baseline_path: Path) -> EvaluationData:
+    def _reference_without_baseline(ctx: StageContext, variants: list[Any], data: EvaluationData, why: str, *,
+                                    threads: int, batch: int) -> tuple[list[np.ndarray], dict[str, Any]]:
+        """Reference outputs on a GPU target where the baseline cannot run (see the module docstring)."""
         spec = ctx.spec
-        inputs = _model_inputs(ctx, runtime, baseline_path)
+        recorded = ctx.read_arrays(layout.SAMPLE_OUTPUTS) if not spec.evaluation.uri else None
+        if recorded is not None:
+            outputs = [array[:data.count] for array in recorded.values()]
+            source = f"TensorFlow's outputs on the samples, recorded by inspect ({layout.SAMPLE_OUTPUTS})"
+            return outputs, {"variant": BASELINE_VARIANT, "baseline_skipped": why, "source": source}
+        fallback = next((v for v in variants if v.name == GPU_REFERENCE and v.status == "built"), None)
+        runtime, fallback_why = resolve(fallback, ctx.target) if fallback else (None, f"{GPU_REFERENCE} not built")
+        if fallback is None or runtime is None:
+            raise StageError(f"no reference on this GPU: the baseline {BASELINE_VARIANT} cannot run ({why}), nor "
+                             f"can {GPU_REFERENCE} ({fallback_why})", where=ctx.store.uri,
+                             fix="use a GPU image with onnxruntime-gpu (or a GPU TensorFlow) and build onnx-fp32")
+        options = {**load_options(catalog.get(GPU_REFERENCE), spec, ctx.target), **STRICT_FP32}
+        outputs = predict(runtime, ctx.fetch(fallback.artifact or ""), data, threads=threads, batch=batch,
+                          options=options)
+        checked = fallback.numerics.model_dump() if fallback.numerics else None
+        return outputs, {"variant": f"{GPU_REFERENCE} (CUDA, strict fp32: use_tf32=0)", "baseline_skipped": why,
+                         "source": "computed here", "checked_against_tf_at_build": checked}
+
+    @staticmethod
+    def _data(ctx: StageContext, runtime: type[Runtime] | None, baseline_path: Path) -> EvaluationData:
+        spec = ctx.spec
         if spec.evaluation.uri:
+            inputs = _model_inputs(ctx, runtime, baseline_path)
             return load_evaluation_npz(spec.evaluation.uri, spec.storage, inputs, spec.evaluation.samples,
                                        spec.limits)
         samples = ctx.read_arrays(layout.SAMPLE_INPUTS)
@@ -167,6 +213,7 @@ class EvaluateStage(Stage):
             count = min(next(iter(samples.values())).shape[0], spec.evaluation.samples)
             arrays = {name: array[:count] for name, array in samples.items()}
             return EvaluationData(arrays, None, f"the inspect stage's {count} sample inputs (no evaluation.uri)")
+        inputs = _model_inputs(ctx, runtime, baseline_path)
         return EvaluationData(tensors.synthetic(inputs, SYNTHETIC_SAMPLES), None,
                               f"{SYNTHETIC_SAMPLES} random inputs (no evaluation.uri and no saved samples)")
 

@@ -5,8 +5,14 @@ A variant runs in paired rounds with the baseline (optismith.measure.paired); th
 loaded for the whole stage, and the latencies it showed in every pairing are pooled, so the baseline's own
 record comes from the same rounds as the variants'. Memory: `peak_rss_bytes` is the largest increase of
 the resident set size (sampled after loading, after the first inference and after every configuration)
-over what the process held just before the candidate was loaded. Cold start is load + first inference in
-a process that has already imported the runtime's library.
+over what the process held just before the candidate was loaded; on a GPU target `gpu_memory_peak_bytes`
+is the same for the GPU memory in use (NVML). Cold start is load + first inference in a process that has
+already imported the runtime's library.
+
+On a GPU, a session whose inputs and outputs stay in device memory (`Session.device_resident`) is timed
+through `Session.bind` (device-resident latency, the GPU synchronized after each call) and then end to end
+through `Session.run` (copies included: `host_latency`). A batch size that runs out of device memory ends
+the sweep for larger ones: the sweep is bounded by memory, not by a fixed list.
 """
 
 from __future__ import annotations
@@ -23,13 +29,16 @@ import numpy as np
 
 from optismith import tensors
 from optismith.errors import StageError
+from optismith.measure.gpu import GpuMemory, PeakTracker
 from optismith.measure.host import current_rss_bytes
-from optismith.measure.paired import PairedTimes, paired_rounds, serve_poisson
-from optismith.measure.statistics import is_stable
+from optismith.measure.paired import PairedTimes, RoundsPolicy, paired_rounds, serve_poisson
+from optismith.measure.statistics import is_stable, latency_stats
 from optismith.results import ConfigResult, VariantBenchmark, VariantRecord
 from optismith.runs import layout
+from optismith.runs.eligibility import device_of
 from optismith.runs.stage import StageContext
 from optismith.runtimes import Runtime, Session
+from optismith.runtimes.base import out_of_device_memory
 from optismith.stages.benchmark.sweep import (
     BenchmarkPlan,
     best_by_batch,
@@ -59,6 +68,11 @@ class Feeds:
         return self.cache[key]
 
     def call(self, session: Session, batch: int) -> Call:
+        """The call the session is measured by: device-resident where it keeps data on the GPU."""
+        return session.bind(self.for_session(session, batch))
+
+    def host_call(self, session: Session, batch: int) -> Call:
+        """The end-to-end call: host arrays in, host arrays out."""
         feeds = self.for_session(session, batch)
         return lambda: session.run(feeds)
 
@@ -99,6 +113,7 @@ class Baseline:
         self.cold_ms: float | None = None
         self.rss_before = current_rss_bytes()
         self.rss_peak = self.rss_before
+        self.gpu_peak = PeakTracker(GpuMemory()) if device_of(ctx.target) == "gpu" else None
 
     def prepare(self) -> None:
         """Without the baseline nothing can be compared: load it for every thread count first."""
@@ -120,6 +135,8 @@ class Baseline:
             if self.cold_ms is None:
                 self.cold_ms = (time.perf_counter() - started) * 1e3
             self.rss_peak = max(self.rss_peak, current_rss_bytes())
+            if self.gpu_peak is not None:
+                self.gpu_peak.sample()
             self.sessions[threads] = session
         return self.sessions[threads]
 
@@ -138,6 +155,7 @@ class _Sweep:
     raw: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)  # (batch, threads) -> seconds
     errors: list[str] = field(default_factory=list)
     cold_ms: float | None = None
+    execution: dict[str, Any] = field(default_factory=dict)
 
 
 class CandidateBench:
@@ -145,10 +163,13 @@ class CandidateBench:
 
     def __init__(self, ctx: StageContext, plan: BenchmarkPlan, baseline: Baseline, feeds: Feeds) -> None:
         self.ctx, self.plan, self.baseline, self.feeds = ctx, plan, baseline, feeds
+        self.gpu = GpuMemory() if device_of(ctx.target) == "gpu" else None
+        self.gpu_peak: PeakTracker | None = None
 
     def measure_variant(self, variant: VariantRecord, runtime: type[Runtime],
                         options: dict[str, Any]) -> VariantBenchmark:
         gc.collect()
+        self.gpu_peak = PeakTracker(self.gpu) if self.gpu is not None else None
         sessions = OneSession(runtime, self.ctx.fetch(variant.artifact or ""), options)
         rss_before = current_rss_bytes()
 
@@ -161,9 +182,12 @@ class CandidateBench:
 
         try:
             sweep, peak = self._sweep(variant.name, sessions.get, paired, rss_before, first_call_is_cold=True)
-            return self._result(variant.name, sweep, sessions.get, max(0, peak - rss_before))
+            result = self._result(variant.name, sweep, sessions.get, max(0, peak - rss_before))
+            gpu_peak = self.gpu_peak.growth_bytes if self.gpu_peak is not None else None
+            return result.model_copy(update={"gpu_memory_peak_bytes": gpu_peak})
         finally:
             sessions.close()
+            self.gpu_peak = None
 
     def measure_baseline(self) -> VariantBenchmark:
         """The baseline from the latencies it showed in every pairing (on its own where none was paired)."""
@@ -175,11 +199,17 @@ class CandidateBench:
                 return PairedTimes(merged, merged, is_stable(merged, self.plan.policy.stability))
             return paired_rounds(self.feeds.call(session, batch), None, self.plan.policy)
 
-        sweep, _ = self._sweep(self.baseline.record.name, self.baseline.session, pooled, 0)
+        self.gpu_peak = self.baseline.gpu_peak
+        try:
+            sweep, _ = self._sweep(self.baseline.record.name, self.baseline.session, pooled, 0)
+        finally:
+            self.gpu_peak = None
         sweep.configs = [c.model_copy(update={"speedup": 1.0}) for c in sweep.configs]
         sweep.cold_ms = self.baseline.cold_ms
         peak = max(0, self.baseline.rss_peak - self.baseline.rss_before)
-        return self._result(self.baseline.record.name, sweep, self.baseline.session, peak)
+        result = self._result(self.baseline.record.name, sweep, self.baseline.session, peak)
+        gpu = self.baseline.gpu_peak
+        return result.model_copy(update={"gpu_memory_peak_bytes": gpu.growth_bytes if gpu is not None else None})
 
     def _sweep(self, name: str, session_for: Callable[[int], Session],
                timed: Callable[[Session, int, int], PairedTimes], peak: int,
@@ -193,18 +223,29 @@ class CandidateBench:
                 sweep.errors.append(f"load with {threads} threads: {type(error).__name__}: {error}")
                 continue
             peak = max(peak, current_rss_bytes())
+            sweep.execution = sweep.execution or session.execution()
+            out_of_memory_at: int | None = None
             for batch in self.plan.batch_sizes:
+                if out_of_memory_at is not None and batch > out_of_memory_at:
+                    sweep.errors.append(f"batch {batch}: not measured (batch {out_of_memory_at} ran out of "
+                                        "device memory)")
+                    continue
                 try:
                     if first_call_is_cold and sweep.cold_ms is None:
                         session.run(self.feeds.for_session(session, batch))
                         sweep.cold_ms = (time.perf_counter() - started) * 1e3
                         peak = max(peak, current_rss_bytes())
                     times = timed(session, threads, batch)
+                    host = self._host_latency(session, batch)
                 except Exception as error:
                     sweep.errors.append(f"batch {batch}, {threads} threads: {type(error).__name__}: {error}")
+                    if out_of_device_memory(error):
+                        out_of_memory_at = batch
                     continue
                 peak = max(peak, current_rss_bytes())
-                config = config_result(batch, threads, times)
+                if self.gpu_peak is not None:
+                    self.gpu_peak.sample()
+                config = config_result(batch, threads, times).model_copy(update={"host_latency": host})
                 sweep.configs.append(config)
                 sweep.raw[(batch, threads)] = times.variant_s
                 self.progress(name, config)
@@ -224,8 +265,17 @@ class CandidateBench:
         return VariantBenchmark(
             variant=name, target=self.ctx.target_name, status="built" if sweep.configs else "failed",
             reason="; ".join(sweep.errors)[:2000], cold_start_ms=sweep.cold_ms, peak_rss_bytes=peak_rss,
-            configs=with_best(sweep.configs, best), best_by_batch=best,
+            execution=sweep.execution, configs=with_best(sweep.configs, best), best_by_batch=best,
         )
+
+    def _host_latency(self, session: Session, batch: int) -> Any:
+        """End to end (copies included) for device-resident sessions, timed on its own for half the budget."""
+        if not session.device_resident:
+            return None
+        policy = self.plan.policy
+        half = RoundsPolicy(warmup=min(2, policy.warmup), min_rounds=policy.min_rounds,
+                            budget_s=policy.budget_s / 2, stability=policy.stability)
+        return latency_stats(paired_rounds(self.feeds.host_call(session, batch), None, half).variant_s)
 
     def server(self, name: str, session: Session, config: ConfigResult) -> ConfigResult:
         qps = self.plan.server_qps or default_server_qps(config)

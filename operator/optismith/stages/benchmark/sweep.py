@@ -24,11 +24,15 @@ class BenchmarkPlan:
     finalists: int = 0
 
     @classmethod
-    def from_spec(cls, spec: ModelOptimizationSpec) -> BenchmarkPlan:
+    def from_spec(cls, spec: ModelOptimizationSpec, device: str = "cpu") -> BenchmarkPlan:
+        """On a GPU target the CPU threads only feed the device: one setting (the spec's, else 1), not a sweep."""
         bench = spec.benchmark
+        threads = list(bench.threads) or default_threads()
+        if device == "gpu":
+            threads = [max(bench.threads)] if bench.threads else [1]
         return cls(
             batch_sizes=list(bench.batch_sizes),
-            threads=list(bench.threads) or default_threads(),
+            threads=threads,
             policy=RoundsPolicy(warmup=bench.warmup_runs, min_rounds=bench.min_rounds,
                                 budget_s=seconds(bench.time_budget), stability=percent(bench.stability)),
             server="server" in bench.scenarios,
