@@ -28,14 +28,23 @@ NO_PARALLEL_LIMIT = 1_000_000
 
 
 def worker_arguments(argv: list[str]) -> argparse.Namespace:
-    """`optismith stage STAGE... --manifest-env VAR --run-uri URI [--target T]`, after the executable."""
-    parser = argparse.ArgumentParser(add_help=False)
+    """`optismith stage STAGE... --manifest-env VAR --run-uri URI [--target T] [--step S --scratch DIR]`,
+    after the executable. The node runs only a Job's main container (the upload step of a staged Job, which
+    writes the records) and stands in for its fetch and execute init containers."""
+    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
     parser.add_argument("command")
     parser.add_argument("stages", nargs="+")
     parser.add_argument("--manifest-env", required=True)
     parser.add_argument("--run-uri", required=True)
     parser.add_argument("--target")
-    return parser.parse_args(argv[1:])
+    parser.add_argument("--step", choices=("inline", "upload"), default="inline")
+    parser.add_argument("--scratch")
+    # parse_args would exit (SystemExit) on an argument it does not know, which ends the node's event loop
+    # instead of failing the one pod: raise an ordinary error for it.
+    args, unknown = parser.parse_known_args(argv[1:])
+    if unknown:
+        raise ValueError(f"the instant node does not know these worker arguments: {unknown}")
+    return args
 
 
 REAL_RUN_VARIANTS = (

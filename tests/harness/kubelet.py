@@ -198,7 +198,8 @@ class NodeAgent:
                     await self._gpu_freed.wait_for(lambda: gpus <= self.gpus_free)
                 self.gpus_free -= gpus
                 reserved = True
-            await self._bind(pod)
+            if not await self._bind(pod):
+                return
             async with self._slots:
                 await self._run_container(pod, record)
         except asyncio.CancelledError:
@@ -224,7 +225,9 @@ class NodeAgent:
             },
         )
 
-    async def _bind(self, pod: Obj) -> None:
+    async def _bind(self, pod: Obj) -> bool:
+        """Bind the pod to this node; False when it was deleted first (a Job past its deadline, say), so
+        there is nothing to run, as a kubelet never sees a pod deleted before it was scheduled."""
         try:
             await self.client.create(
                 self._path(pod, "binding"),
@@ -236,9 +239,12 @@ class NodeAgent:
                 },
             )
         except ApiStatusError as e:
+            if e.status == 404:
+                return False
             if e.status != 409:  # already bound (e.g. retried): fine
                 raise
         await self._patch_status(pod, {"phase": "Pending", "conditions": _conditions(("PodScheduled", True))})
+        return True
 
     async def _fetch(self, pod: Obj, kind: str, name: str) -> Obj | None:
         try:
@@ -617,7 +623,7 @@ class Kubelet:
         if self.api is not None and self.node is not None:
             with contextlib.suppress(Exception):
                 self.api.call(self.api.emulator.log_sources.remove, self.node.read_log)
-        if self._loop is not None and self._main is not None:
+        if self._loop is not None and self._main is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._main.cancel)
         if self._thread is not None:
             self._thread.join(timeout)

@@ -116,9 +116,10 @@ def test_backoff_limit_retries_with_new_pods(k8s_api: ApiServer, kubelet: Callab
 def test_active_deadline_kills_the_process(k8s_api: ApiServer, kubelet: Callable[..., Kubelet]) -> None:
     node = kubelet()
     sleeper = job("slow", 'import time; print("started", flush=True); time.sleep(60)')
-    sleeper["spec"]["activeDeadlineSeconds"] = 1
+    # Long enough for a busy CI host to schedule and start the pod first: the test is about the kill.
+    sleeper["spec"]["activeDeadlineSeconds"] = 3
     k8s_api.client.create(jobs_path(), sleeper)
-    finished = wait_finished(k8s_api, "slow", timeout=10)
+    finished = wait_finished(k8s_api, "slow", timeout=20)
     failed = conditions(finished)["Failed"]
     assert (failed["reason"], failed["message"]) == (
         "DeadlineExceeded",

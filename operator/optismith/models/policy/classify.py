@@ -76,14 +76,26 @@ def verdict_of(name: str) -> Verdict:
 
 
 def registry() -> dict[str, Any]:
-    """{name: OpDef} of every op this process's TensorFlow registers (internal `_` ops included)."""
+    """{name: OpDef} of every op this process's TensorFlow registers (internal `_` ops included), as a worker
+    that has run the TFLite converter sees it: the converter registers three ops of its own
+    (UnidirectionalSequenceLstm, UnidirectionalSequenceRnn, TFLite_Detection_PostProcess) the first time it
+    converts, so without that the registry would depend on what the process did before."""
     import_tensorflow()
     from tensorflow.core.framework import op_def_pb2
     from tensorflow.python.client import pywrap_tf_session
 
+    _run_the_tflite_converter_once()
     listing = op_def_pb2.OpList()
     listing.ParseFromString(pywrap_tf_session.TF_GetBuffer(pywrap_tf_session.TF_GetAllOpList()))
     return {op.name: op for op in listing.op}
+
+
+@functools.lru_cache(maxsize=1)
+def _run_the_tflite_converter_once() -> None:
+    import tensorflow as tf
+
+    double = tf.function(lambda x: x * 2.0, input_signature=[tf.TensorSpec([1], tf.float32)])
+    tf.lite.TFLiteConverter.from_concrete_functions([double.get_concrete_function()], double).convert()
 
 
 def policy_names() -> frozenset[str]:

@@ -251,40 +251,41 @@ _NAMES = """
     StoreMinibatchStatisticsInFdo StridedSlice StridedSliceAssign StridedSliceGrad StringFormat StringJoin StringLength
     StringListAttr StringLower StringNGrams StringSplit StringSplitV2 StringStrip StringToHashBucket
     StringToHashBucketFast StringToHashBucketStrong StringToNumber StringUpper StubResourceHandleOp Sub Substr Sum
-    SummaryWriter Svd Switch SymbolicGradient SyncDevice TFRecordDataset TFRecordDatasetV2 TFRecordReader
-    TFRecordReaderV2 TPUAnnotateTensorsWithDynamicShape TPUCompilationResult TPUCompile TPUCompileSucceededAssert
-    TPUCopyWithDynamicShape TPUDummyInput TPUEmbeddingActivations TPUExecute TPUExecuteAndUpdateVariables
-    TPUOrdinalSelector TPUPartitionedCall TPUPartitionedInput TPUPartitionedInputV2 TPUPartitionedOutput
-    TPUPartitionedOutputV2 TPUReplicateMetadata TPUReplicatedInput TPUReplicatedOutput TPUReshardVariables TPURoundRobin
-    TakeDataset TakeManySparseFromTensorsMap TakeWhileDataset Tan Tanh TanhGrad TemporaryVariable TensorArray
-    TensorArrayClose TensorArrayCloseV2 TensorArrayCloseV3 TensorArrayConcat TensorArrayConcatV2 TensorArrayConcatV3
-    TensorArrayGather TensorArrayGatherV2 TensorArrayGatherV3 TensorArrayGrad TensorArrayGradV2 TensorArrayGradV3
-    TensorArrayGradWithShape TensorArrayPack TensorArrayRead TensorArrayReadV2 TensorArrayReadV3 TensorArrayScatter
-    TensorArrayScatterV2 TensorArrayScatterV3 TensorArraySize TensorArraySizeV2 TensorArraySizeV3 TensorArraySplit
-    TensorArraySplitV2 TensorArraySplitV3 TensorArrayUnpack TensorArrayV2 TensorArrayV3 TensorArrayWrite
-    TensorArrayWriteV2 TensorArrayWriteV3 TensorDataset TensorListConcat TensorListConcatLists TensorListConcatV2
-    TensorListElementShape TensorListFromTensor TensorListGather TensorListGetItem TensorListLength TensorListPopBack
-    TensorListPushBack TensorListPushBackBatch TensorListReserve TensorListResize TensorListScatter
-    TensorListScatterIntoExistingList TensorListScatterV2 TensorListSetItem TensorListSplit TensorListStack
-    TensorMapErase TensorMapHasKey TensorMapInsert TensorMapLookup TensorMapSize TensorMapStackKeys TensorScatterAdd
-    TensorScatterMax TensorScatterMin TensorScatterSub TensorScatterUpdate TensorSliceDataset TensorStridedSliceUpdate
-    TensorSummary TensorSummaryV2 TestAttr TestStringOutput TextLineDataset TextLineReader TextLineReaderV2
-    ThreadPoolDataset ThreadPoolHandle ThreadUnsafeUnigramCandidateSampler Tile TileGrad Timestamp ToBool TopK
-    TopKUnique TopKV2 TopKWithUnique TpuHandleToProtoKey Transpose TridiagonalMatMul TridiagonalSolve TruncateDiv
-    TruncateMod TruncatedNormal TwoFloatInputs TwoFloatInputsFloatOutput TwoFloatInputsIntOutput TwoFloatOutputs
-    TwoIntInputs TwoIntOutputs TwoRefsIn TypeList TypeListRestrict TypeListTwice Unary Unbatch UnbatchDataset
-    UnbatchGrad UncompressElement UnicodeDecode UnicodeDecodeWithOffsets UnicodeEncode UnicodeScript UnicodeTranscode
-    UniformCandidateSampler UniformDequantize UniformQuantize UniformQuantizedAdd UniformQuantizedClipByValue
-    UniformQuantizedConvolution UniformQuantizedConvolutionHybrid UniformQuantizedDot UniformQuantizedDotHybrid
-    UniformRequantize Unique UniqueDataset UniqueV2 UniqueWithCounts UniqueWithCountsV2 Unpack UnravelIndex
-    UnsortedSegmentJoin UnsortedSegmentMax UnsortedSegmentMin UnsortedSegmentProd UnsortedSegmentSum Unstage
-    UnwrapDatasetVariant UpdateTaskIdAndGlobalCoreArray UpperBound VarHandleOp VarIsInitializedOp Variable VariableShape
-    VariableV2 WeightedFlatMapDataset Where While WholeFileReader WholeFileReaderV2 WindowDataset WindowOp
-    WorkerHeartbeat WrapDatasetVariant WriteAudioSummary WriteFile WriteGraphSummary WriteHistogramSummary
-    WriteImageSummary WriteRawProtoSummary WriteScalarSummary WriteSummary Xdivy XlaAllReduce XlaBroadcastHelper
-    XlaCallModule XlaClusterOutput XlaConcatND XlaConv XlaConvV2 XlaCustomCall XlaCustomCallV2 XlaDequantize XlaDot
-    XlaDotV2 XlaDynamicSlice XlaDynamicUpdateSlice XlaEinsum XlaGather XlaHostCompute XlaIf XlaKeyValueSort XlaLaunch
-    XlaLaunchV2 XlaOptimizationBarrier XlaPad XlaRecv XlaRecvFromHost XlaRecvTPUEmbeddingActivations
+    SummaryWriter Svd Switch SymbolicGradient SyncDevice TFLite_Detection_PostProcess TFRecordDataset TFRecordDatasetV2
+    TFRecordReader TFRecordReaderV2 TPUAnnotateTensorsWithDynamicShape TPUCompilationResult TPUCompile
+    TPUCompileSucceededAssert TPUCopyWithDynamicShape TPUDummyInput TPUEmbeddingActivations TPUExecute
+    TPUExecuteAndUpdateVariables TPUOrdinalSelector TPUPartitionedCall TPUPartitionedInput TPUPartitionedInputV2
+    TPUPartitionedOutput TPUPartitionedOutputV2 TPUReplicateMetadata TPUReplicatedInput TPUReplicatedOutput
+    TPUReshardVariables TPURoundRobin TakeDataset TakeManySparseFromTensorsMap TakeWhileDataset Tan Tanh TanhGrad
+    TemporaryVariable TensorArray TensorArrayClose TensorArrayCloseV2 TensorArrayCloseV3 TensorArrayConcat
+    TensorArrayConcatV2 TensorArrayConcatV3 TensorArrayGather TensorArrayGatherV2 TensorArrayGatherV3 TensorArrayGrad
+    TensorArrayGradV2 TensorArrayGradV3 TensorArrayGradWithShape TensorArrayPack TensorArrayRead TensorArrayReadV2
+    TensorArrayReadV3 TensorArrayScatter TensorArrayScatterV2 TensorArrayScatterV3 TensorArraySize TensorArraySizeV2
+    TensorArraySizeV3 TensorArraySplit TensorArraySplitV2 TensorArraySplitV3 TensorArrayUnpack TensorArrayV2
+    TensorArrayV3 TensorArrayWrite TensorArrayWriteV2 TensorArrayWriteV3 TensorDataset TensorListConcat
+    TensorListConcatLists TensorListConcatV2 TensorListElementShape TensorListFromTensor TensorListGather
+    TensorListGetItem TensorListLength TensorListPopBack TensorListPushBack TensorListPushBackBatch TensorListReserve
+    TensorListResize TensorListScatter TensorListScatterIntoExistingList TensorListScatterV2 TensorListSetItem
+    TensorListSplit TensorListStack TensorMapErase TensorMapHasKey TensorMapInsert TensorMapLookup TensorMapSize
+    TensorMapStackKeys TensorScatterAdd TensorScatterMax TensorScatterMin TensorScatterSub TensorScatterUpdate
+    TensorSliceDataset TensorStridedSliceUpdate TensorSummary TensorSummaryV2 TestAttr TestStringOutput TextLineDataset
+    TextLineReader TextLineReaderV2 ThreadPoolDataset ThreadPoolHandle ThreadUnsafeUnigramCandidateSampler Tile TileGrad
+    Timestamp ToBool TopK TopKUnique TopKV2 TopKWithUnique TpuHandleToProtoKey Transpose TridiagonalMatMul
+    TridiagonalSolve TruncateDiv TruncateMod TruncatedNormal TwoFloatInputs TwoFloatInputsFloatOutput
+    TwoFloatInputsIntOutput TwoFloatOutputs TwoIntInputs TwoIntOutputs TwoRefsIn TypeList TypeListRestrict TypeListTwice
+    Unary Unbatch UnbatchDataset UnbatchGrad UncompressElement UnicodeDecode UnicodeDecodeWithOffsets UnicodeEncode
+    UnicodeScript UnicodeTranscode UnidirectionalSequenceLstm UnidirectionalSequenceRnn UniformCandidateSampler
+    UniformDequantize UniformQuantize UniformQuantizedAdd UniformQuantizedClipByValue UniformQuantizedConvolution
+    UniformQuantizedConvolutionHybrid UniformQuantizedDot UniformQuantizedDotHybrid UniformRequantize Unique
+    UniqueDataset UniqueV2 UniqueWithCounts UniqueWithCountsV2 Unpack UnravelIndex UnsortedSegmentJoin
+    UnsortedSegmentMax UnsortedSegmentMin UnsortedSegmentProd UnsortedSegmentSum Unstage UnwrapDatasetVariant
+    UpdateTaskIdAndGlobalCoreArray UpperBound VarHandleOp VarIsInitializedOp Variable VariableShape VariableV2
+    WeightedFlatMapDataset Where While WholeFileReader WholeFileReaderV2 WindowDataset WindowOp WorkerHeartbeat
+    WrapDatasetVariant WriteAudioSummary WriteFile WriteGraphSummary WriteHistogramSummary WriteImageSummary
+    WriteRawProtoSummary WriteScalarSummary WriteSummary Xdivy XlaAllReduce XlaBroadcastHelper XlaCallModule
+    XlaClusterOutput XlaConcatND XlaConv XlaConvV2 XlaCustomCall XlaCustomCallV2 XlaDequantize XlaDot XlaDotV2
+    XlaDynamicSlice XlaDynamicUpdateSlice XlaEinsum XlaGather XlaHostCompute XlaIf XlaKeyValueSort XlaLaunch XlaLaunchV2
+    XlaOptimizationBarrier XlaPad XlaRecv XlaRecvFromHost XlaRecvTPUEmbeddingActivations
     XlaRecvTPUEmbeddingActivationsV2 XlaRecvTPUEmbeddingDeduplicationData XlaRecvTPUEmbeddingDeduplicationDataV2
     XlaReduce XlaReducePrecision XlaReduceScatter XlaReduceWindow XlaRemoveDynamicDimensionSize XlaReplicaId
     XlaRngBitGenerator XlaScatter XlaSelectAndScatter XlaSelfAdjointEig XlaSend XlaSendTPUEmbeddingGradients
