@@ -130,6 +130,23 @@ def test_run_end_to_end_writes_a_complete_verified_run(digits_dir: Path, tmp_pat
 
 
 @pytest.mark.tf
+@pytest.mark.slow
+def test_run_with_only_a_model_and_an_output_uses_the_defaults_and_completes(digits_dir: Path, tmp_path: Path) -> None:
+    """What `validate` accepts, `run` completes: no calibration data, so the int8 variants are skipped with the
+    fix in their reason, and every default that is left runs."""
+    path = write_manifest(tmp_path / "m.yaml", {"model": {"uri": str(digits_dir / "model")},
+                                                "output": {"uri": str(tmp_path / "runs")}})
+    result = optismith("run", "-f", str(path), "--run-id", "r1", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "succeeded" and summary["selection"]["winner"]
+    results = json.loads((tmp_path / "runs" / "digits" / "r1" / "results.json").read_text())
+    skipped = {v["name"]: v["reason"] for v in results["variants"] if v["status"] == "skipped"}
+    assert "calibration" in skipped["tflite-int8"], skipped
+    assert optismith("verify", str(tmp_path / "runs" / "digits" / "r1")).returncode == 0
+
+
+@pytest.mark.tf
 @pytest.mark.parametrize(
     ("case", "exit_code", "needle"),
     [
