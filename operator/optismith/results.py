@@ -137,6 +137,18 @@ class Candidate(Record):
     pareto: bool = False
 
 
+class Finalist(Record):
+    """A variant of the benchmark's final at the selection batch size: its median latency over the final's
+    per-round medians and that median's 95% confidence interval (optismith.measure.ties)."""
+
+    variant: str
+    target: str
+    p50_ms: float
+    ci95_low_ms: float
+    ci95_high_ms: float
+    passed: bool  # whether it passed the gates
+
+
 class Selection(Record):
     objective: str
     batch_size: int
@@ -145,6 +157,13 @@ class Selection(Record):
     outcome: Literal["selected", "no-variant-passed"]
     message: str
     candidates: list[Candidate]
+    # The final on the winner's target, when it ran: the passing finalists whose intervals overlap the
+    # fastest passing one's are tied (`tied`, fastest first), and `tie_break` says how the winner was picked.
+    finalists: list[Finalist] = Field(default_factory=list)
+    extra_rounds: int = 0  # rounds the final ran past its budget because the fastest were within noise
+    tie: bool = False
+    tied: list[str] = Field(default_factory=list)
+    tie_break: str | None = None
 
 
 class Isolation(Record):

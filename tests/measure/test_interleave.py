@@ -85,3 +85,27 @@ def test_summary_reports_percentiles_drift_and_stability() -> None:
     assert summary["drift"] == pytest.approx(1.1) and summary["stable"] and summary["rounds"] == 20
     noisy = Timings(calls=list(np.random.default_rng(0).uniform(0.001, 0.01, size=12)), round_medians=[0.005])
     assert not noisy.summary(stability=0.05)["stable"]
+
+
+def test_rounds_go_on_past_the_budget_until_settled_or_the_overtime_is_spent() -> None:
+    clock = FakeClock()
+    calls = {"a": _model(clock, 1.0, [], "a")}
+    asked: list[int] = []
+
+    def settled_after(rounds: int) -> Callable[[object], bool]:
+        def settled(timings: object) -> bool:
+            count = len(timings["a"].round_medians)  # type: ignore[index]
+            asked.append(count)
+            return count >= rounds
+        return settled
+
+    plan = RoundsPlan(budget_s=3.0, min_rounds=2, overtime_s=4.0, warmup_calls=1)
+    assert len(interleaved_rounds(calls, plan, clock=clock, settled=settled_after(5))["a"].calls) == 5
+    assert asked == [3, 4, 5]  # asked only once the budget was spent, after every round from then on
+    asked.clear()
+    # Never settled: the overtime (4 s, from where the budget ran out after 3 rounds) ends it.
+    assert len(interleaved_rounds(calls, plan, clock=clock, settled=settled_after(99))["a"].calls) == 7
+    asked.clear()
+    no_overtime = RoundsPlan(budget_s=3.0, min_rounds=2, warmup_calls=1)
+    assert len(interleaved_rounds(calls, no_overtime, clock=clock, settled=settled_after(99))["a"].calls) == 3
+    assert asked == []

@@ -172,6 +172,7 @@ def manifest(
             "warmupRuns": 2,
             "minRounds": 10,
             "timeBudget": "1s",
+            "tieBudget": "1s",
             "stability": "5%",
             "scenarios": ["singleStream", "offline"],
             **(benchmark or {}),

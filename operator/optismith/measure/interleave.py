@@ -2,6 +2,10 @@
 drift on a shared host (a neighbour's test suite starting, frequency changes) lands on all candidates
 alike and ratios measured in one run stay comparable.
 
+When a `settled` test is given and the plan has `overtime_s`, rounds go on past the budget, for at most
+`overtime_s` more (counted from where they would have stopped), until the test says the candidates are
+told apart (optismith.measure.ties).
+
 Within a round a candidate runs a burst: untimed calls for `settle_s` first when it is fast (so what the
 previous candidate left behind -- spinning thread pools, evicted caches -- is not charged to it, as it
 would not be on a server that runs one model), then enough timed calls to take about `burst_s`.
@@ -40,6 +44,7 @@ class RoundsPlan:
     max_burst: int = 100_000
     stability: float = 0.05  # the median's 95% CI must lie within this fraction of it
     seed: int = 0
+    overtime_s: float = 0.0  # more rounds past the budget, for at most this long, until `settled`
 
 
 @dataclass
@@ -68,9 +73,14 @@ def burst_size(latency_s: float, plan: RoundsPlan) -> int:
     return max(1, min(plan.max_burst, round(plan.burst_s / latency_s)))
 
 
+Settled = Callable[[Mapping[str, Timings]], bool]
+
+
 def interleaved_rounds(calls: Mapping[str, Call], plan: RoundsPlan, *, clock: Clock = time.perf_counter,
-                       progress: Callable[[str], None] | None = None) -> dict[str, Timings]:
-    """Warm every candidate up, then run rounds until the budget is spent (at least `min_rounds`)."""
+                       progress: Callable[[str], None] | None = None,
+                       settled: Settled | None = None) -> dict[str, Timings]:
+    """Warm every candidate up, then run rounds until the budget is spent (at least `min_rounds`); past
+    the budget, while `settled` (asked after every round from then on) says no, for up to `overtime_s`."""
     names = list(calls)
     estimates: dict[str, float] = {}
     for name in names:
@@ -83,6 +93,7 @@ def interleaved_rounds(calls: Mapping[str, Call], plan: RoundsPlan, *, clock: Cl
     timings = {name: Timings() for name in names}
     rng = np.random.default_rng(plan.seed)
     started = clock()
+    overtime_from: float | None = None
     rounds = 0
     while rounds < plan.max_rounds:
         for index in rng.permutation(len(names)):
@@ -101,8 +112,12 @@ def interleaved_rounds(calls: Mapping[str, Call], plan: RoundsPlan, *, clock: Cl
             timings[name].calls.extend(samples)
             timings[name].round_medians.append(float(np.median(samples)))
         rounds += 1
-        if rounds >= plan.min_rounds and clock() - started >= plan.budget_s:
-            break
+        now = clock()
+        if rounds >= plan.min_rounds and now - started >= plan.budget_s:
+            # Overtime counts from where the rounds would otherwise have stopped.
+            overtime_from = now if overtime_from is None else overtime_from
+            if settled is None or now - overtime_from >= plan.overtime_s or settled(timings):
+                break
         if progress is not None and rounds % 10 == 0:
             progress(f"  round {rounds} ({clock() - started:.0f}s)")
     return timings

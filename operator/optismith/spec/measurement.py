@@ -58,6 +58,12 @@ class BenchmarkSpec(SpecModel):
         "of the fastest) are measured again head to head, in interleaved rounds with the baseline, and "
         "ranked on that; 0 or 1 turns this off."
     )
+    tie_budget: ShortDuration = Field(
+        "5s", description="At each batch size, while the fastest finalist's 95% confidence interval (over the "
+        "final's per-round medians) overlaps another finalist's, the final runs more interleaved rounds, for "
+        "at most this long. If they still overlap, the selection reports a tie and picks the smaller "
+        "artifact, then the lower p50. 0s turns the extra rounds off (a tie is still reported). At most 1h."
+    )
 
 
 class ConstraintsSpec(SpecModel):

@@ -2,17 +2,23 @@
 
 Every (variant, target) becomes a Candidate with the reasons it failed, and the Pareto front over
 (p50 latency, size, accuracy drop) is marked so a user can see what else was on the table.
+
+For latencyP50, a winner whose final interval (the benchmark's final, optismith.stages.benchmark.final)
+overlaps other passing finalists' is tied with them: on a shared host the order among them is noise, so
+the winner is the one with the smaller artifact, then the lower p50, and the selection says so.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from optismith.errors import StageError
-from optismith.results import Accuracy, Candidate, ConfigResult, Selection, StageRecord, VariantBenchmark
+from optismith.measure.ties import Interval
+from optismith.results import Accuracy, Candidate, ConfigResult, Finalist, Selection, StageRecord, VariantBenchmark
 from optismith.runs.stage import Stage, StageContext, new_record
 from optismith.spec import ModelOptimizationSpec, Objective, percent, seconds, size_bytes
 
@@ -152,9 +158,57 @@ def _baseline_anchors(benchmarks: Sequence[VariantBenchmark], batch: int) -> dic
     return {target: float(statistics.median(values)) for target, values in samples.items()}
 
 
+@dataclass(frozen=True)
+class TieOutcome:
+    winner: Candidate
+    finalists: list[Finalist]
+    extra_rounds: int = 0
+    tied: tuple[str, ...] = ()
+    tie_break: str | None = None
+
+
+def finalists_of(final: Mapping[str, Any], target: str, passed: set[str]) -> list[Finalist]:
+    """The finalists a benchmark record's final (at one batch size) measured, with their intervals."""
+    return [Finalist(variant=name, target=target, p50_ms=entry["round_p50_ms"], ci95_low_ms=entry["ci95_low_ms"],
+                     ci95_high_ms=entry["ci95_high_ms"], passed=name in passed)
+            for name, entry in final.get("finalists", {}).items() if "ci95_low_ms" in entry]
+
+
+def break_tie(winner: Candidate, passed: Sequence[Candidate], final: Mapping[str, Any] | None) -> TieOutcome:
+    """The winner, or, when passing finalists are within noise of it, the smallest of them (then the lowest
+    p50 in the final), with how it was picked."""
+    if not final:
+        return TieOutcome(winner, [])
+    names = {c.variant: c for c in passed if c.target == winner.target}
+    finalists = finalists_of(final, winner.target, set(names))
+    extra = int(final.get("extra_rounds", 0))
+    intervals = {f.variant: Interval(f.p50_ms, f.ci95_low_ms, f.ci95_high_ms) for f in finalists if f.passed}
+    if winner.variant not in intervals:
+        return TieOutcome(winner, finalists, extra)
+    tied = sorted((name for name, interval in intervals.items() if interval.overlaps(intervals[winner.variant])),
+                  key=lambda name: (intervals[name].p50_ms, name))
+    if len(tied) < 2:
+        return TieOutcome(winner, finalists, extra)
+
+    def size(name: str) -> float:
+        value = names[name].size_bytes
+        return float(value) if value is not None else float("inf")
+
+    chosen = min(tied, key=lambda name: (size(name), intervals[name].p50_ms, name))
+    smallest_other = min(size(name) for name in tied if name != chosen)
+    if size(chosen) < smallest_other:
+        how = f"smaller artifact ({_fmt_size(int(size(chosen)))} vs {_fmt_size(int(smallest_other))})"
+    else:
+        how = (f"lower p50 in the final ({intervals[chosen].p50_ms:.3f} ms; the tied artifacts are the same "
+               "size)")
+    return TieOutcome(names[chosen], finalists, extra, tuple(tied), how)
+
+
 def select(benchmarks: Sequence[VariantBenchmark], accuracy: Sequence[Accuracy], sizes: dict[str, int | None],
-           *, objective: Objective, batch: int, gates: Gates) -> tuple[Selection, list[str]]:
-    """The selection, and the (variant@target) names whose winning config was unstable."""
+           *, objective: Objective, batch: int, gates: Gates,
+           finals: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[Selection, list[str]]:
+    """The selection, and the (variant@target) names whose winning config was unstable. `finals`: per
+    target, the benchmark's final at `batch` (its record's payload["final"][batch]), for ties."""
     by_key = {(a.variant, a.target): a for a in accuracy}
     candidates: list[Candidate] = []
     failed_gates: Counter[str] = Counter()
@@ -185,15 +239,26 @@ def select(benchmarks: Sequence[VariantBenchmark], accuracy: Sequence[Accuracy],
                    f"Fix: {fixes or 'run the benchmark and evaluate stages'}")
         return Selection(objective=objective, batch_size=batch, winner=None, winner_target=None,
                          outcome="no-variant-passed", message=message, candidates=candidates), unstable
-    winner = passed[0]
-    message = _winner_message(winner, objective, batch, len(passed), gates)
+    final = (finals or {}).get(passed[0].target) if objective == "latencyP50" else None
+    outcome = break_tie(passed[0], passed, final)
+    winner = outcome.winner
+    message = _winner_message(winner, objective, batch, len(passed), gates, tied=bool(outcome.tie_break))
+    if outcome.tie_break:
+        intervals = {f.variant: f for f in outcome.finalists}
+        listed = ", ".join(f"{name} {intervals[name].p50_ms:.3f} ms [{intervals[name].ci95_low_ms:.3f}, "
+                           f"{intervals[name].ci95_high_ms:.3f}]" for name in outcome.tied)
+        message += (f" Tie: the final's 95% intervals overlap ({listed}) after {outcome.extra_rounds} extra "
+                    f"round(s); picked by the {outcome.tie_break}.")
     if f"{winner.variant}@{winner.target}" in unstable:
         message += " Its latency did not stabilize within the time budget: treat the ranking with care."
     return Selection(objective=objective, batch_size=batch, winner=winner.variant, winner_target=winner.target,
-                     outcome="selected", message=message, candidates=candidates), unstable
+                     outcome="selected", message=message, candidates=candidates, finalists=outcome.finalists,
+                     extra_rounds=outcome.extra_rounds, tie=bool(outcome.tie_break), tied=list(outcome.tied),
+                     tie_break=outcome.tie_break), unstable
 
 
-def _winner_message(winner: Candidate, objective: Objective, batch: int, passing: int, gates: Gates) -> str:
+def _winner_message(winner: Candidate, objective: Objective, batch: int, passing: int, gates: Gates,
+                    tied: bool = False) -> str:
     best = {"latencyP50": "lowest p50 latency", "latencyP99": "lowest p99 latency",
             "throughput": "highest throughput", "size": "smallest size"}[objective]
     parts = []
@@ -207,7 +272,8 @@ def _winner_message(winner: Candidate, objective: Objective, batch: int, passing
         parts.append(f"accuracy drop {winner.accuracy_drop * 100:.2f}% (limit {gates.max_accuracy_drop * 100:g}%)")
     if winner.size_bytes is not None:
         parts.append(_fmt_size(winner.size_bytes))
-    return (f"{winner.variant} on {winner.target} has the {best} of {passing} variant(s) that passed the "
+    claim = f"is tied (within noise) for the {best}" if tied else f"has the {best}"
+    return (f"{winner.variant} on {winner.target} {claim} of {passing} variant(s) that passed the "
             f"gates: {', '.join(parts)}.")
 
 
@@ -219,6 +285,7 @@ class SelectStage(Stage):
         spec = ctx.spec
         benchmarks: list[VariantBenchmark] = []
         accuracy: list[Accuracy] = []
+        finals: dict[str, Any] = {}
         missing: list[str] = []
         for target in spec.targets:
             if not ctx.has_record("benchmark", target.name):
@@ -229,6 +296,9 @@ class SelectStage(Stage):
                 missing.append(target.name)
                 continue
             benchmarks.extend(record.benchmarks)
+            final = record.payload.get("final", {}).get(str(spec.selection.batch_size))
+            if final:
+                finals[target.name] = final
             if ctx.has_record("evaluate", target.name):
                 evaluated = ctx.record("evaluate", target.name)
                 if evaluated.status == "succeeded":
@@ -238,7 +308,7 @@ class SelectStage(Stage):
                              fix="run the benchmark stage for at least one target")
         sizes = {v.name: v.size_bytes for v in ctx.variants()}
         selection, unstable = select(benchmarks, accuracy, sizes, objective=spec.selection.objective,
-                                     batch=spec.selection.batch_size, gates=Gates.from_spec(spec))
+                                     batch=spec.selection.batch_size, gates=Gates.from_spec(spec), finals=finals)
         ctx.progress(selection.message)
         message = selection.message
         if missing:

@@ -4,19 +4,26 @@ comes and goes between them, so two variants within noise of each other can swap
 interleaved rounds put tflite-int8 1.6x ahead). At each batch size the `benchmark.finalists` fastest
 variants are therefore measured once more in the same rounds (optismith.measure.interleave), with the
 baseline, each at its best thread count, and their results at that batch size are replaced by the final's.
+
+While the fastest finalist's confidence interval (over per-round medians, optismith.measure.ties) overlaps
+another's, the final runs more rounds, for at most `benchmark.tieBudget`; what it ends with (each
+finalist's interval, the contenders still within noise of the fastest, the extra rounds) is recorded,
+and the select stage breaks a remaining tie by a secondary objective.
 """
 
 from __future__ import annotations
 
 import gc
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from optismith.measure.interleave import RoundsPlan, interleaved_rounds
+from optismith.measure.interleave import RoundsPlan, Timings, interleaved_rounds
 from optismith.measure.paired import PairedTimes
 from optismith.measure.statistics import is_stable
+from optismith.measure.ties import Interval, contenders, round_interval
 from optismith.results import ConfigResult, VariantBenchmark, VariantRecord
 from optismith.runtimes import Runtime, Session
 from optismith.stages.benchmark.candidate import Call, CandidateBench
@@ -59,6 +66,10 @@ def final_config(config: ConfigResult, variant_s: np.ndarray, baseline_s: np.nda
         "rounds": rounds, "server_p99_ms": config.server_p99_ms, "server_qps": config.server_qps})
 
 
+def intervals_of(timings: Mapping[str, Timings], names: list[str]) -> dict[str, Interval]:
+    return {name: round_interval(timings[name].round_medians) for name in names}
+
+
 def run_finals(bench: CandidateBench, results: list[VariantBenchmark], baseline_result: VariantBenchmark,
                runnable: dict[str, Runnable]) -> tuple[list[VariantBenchmark], dict[str, Any]]:
     """A final at every batch size; returns the results with the finalists' configs at that batch
@@ -94,10 +105,20 @@ def _final_at(bench: CandidateBench, batch: int, results: list[VariantBenchmark]
             sessions.append(session)
             calls[result.variant] = bench.feeds.call(session, batch)
         plan = RoundsPlan(budget_s=policy.budget_s * len(chosen), min_rounds=policy.min_rounds,
-                          warmup_calls=max(1, policy.warmup), stability=policy.stability)
+                          warmup_calls=max(1, policy.warmup), stability=policy.stability,
+                          overtime_s=bench.plan.tie_budget_s)
         bench.ctx.progress(f"final at batch {batch}: {', '.join(r.variant for r in chosen)} and the "
-                           f"baseline, interleaved, {plan.budget_s:.0f}s")
-        timings = interleaved_rounds(calls, plan)
+                           f"baseline, interleaved, {plan.budget_s:.0f}s (up to {plan.overtime_s:g}s more "
+                           "while the fastest are within noise)")
+        names = [r.variant for r in chosen]
+        rounds_in_budget: list[int] = []
+
+        def told_apart(so_far: Mapping[str, Timings]) -> bool:
+            if not rounds_in_budget:
+                rounds_in_budget.append(len(so_far[baseline_name].round_medians))
+            return len(contenders(intervals_of(so_far, names))) <= 1
+
+        timings = interleaved_rounds(calls, plan, settled=told_apart)
     finally:
         for session in sessions:
             session.close()
@@ -115,14 +136,25 @@ def _final_at(bench: CandidateBench, batch: int, results: list[VariantBenchmark]
         if batch == bench.plan.selection_batch:
             bench.save_raw(result.variant, batch, variant_s)
         bench.progress(f"{result.variant} (final)", config)
+    intervals = intervals_of(timings, names)
+    tied = contenders(intervals)
+    rounds = len(timings[baseline_name].round_medians)
+    extra_rounds = rounds - rounds_in_budget[0] if rounds_in_budget else 0
+    if len(tied) > 1:
+        bench.ctx.progress(f"final at batch {batch}: {', '.join(tied)} within noise of each other after "
+                           f"{extra_rounds} extra round(s): a tie")
     summary = {
-        "batch_size": batch, "rounds": len(timings[baseline_name].round_medians),
+        "batch_size": batch, "rounds": rounds, "extra_rounds": extra_rounds,
+        "tie_budget_s": bench.plan.tie_budget_s, "contenders": tied, "tie": len(tied) > 1,
         "baseline_threads": baseline_threads,
         "finalists": {r.variant: {"threads": r.best_by_batch[key].threads,
                                   "before_p50_ms": r.best_by_batch[key].latency.p50_ms,
                                   "before_speedup": r.best_by_batch[key].speedup,
                                   "p50_ms": updated[r.variant].best_by_batch[key].latency.p50_ms,
-                                  "speedup": updated[r.variant].best_by_batch[key].speedup}
+                                  "speedup": updated[r.variant].best_by_batch[key].speedup,
+                                  "round_p50_ms": intervals[r.variant].p50_ms,
+                                  "ci95_low_ms": intervals[r.variant].low_ms,
+                                  "ci95_high_ms": intervals[r.variant].high_ms}
                       for r in chosen},
     }
     return [updated.get(r.variant, r) for r in results], summary

@@ -22,6 +22,7 @@ class BenchmarkPlan:
     server_duration_s: float
     selection_batch: int
     finalists: int = 0
+    tie_budget_s: float = 0.0
 
     @classmethod
     def from_spec(cls, spec: ModelOptimizationSpec, device: str = "cpu") -> BenchmarkPlan:
@@ -40,13 +41,15 @@ class BenchmarkPlan:
             server_duration_s=seconds(bench.server_duration),
             selection_batch=spec.selection.batch_size,
             finalists=bench.finalists,
+            tie_budget_s=seconds(bench.tie_budget),
         )
 
     def describe(self) -> dict[str, object]:
         return {"batch_sizes": self.batch_sizes, "threads": self.threads, "warmup_runs": self.policy.warmup,
                 "min_rounds": self.policy.min_rounds, "time_budget_s": self.policy.budget_s,
                 "stability": self.policy.stability, "server": self.server,
-                "server_duration_s": self.server_duration_s, "finalists": self.finalists}
+                "server_duration_s": self.server_duration_s, "finalists": self.finalists,
+                "tie_budget_s": self.tie_budget_s}
 
 
 def config_result(batch: int, threads: int, times: PairedTimes) -> ConfigResult:

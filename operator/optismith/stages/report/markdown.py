@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from optismith.results import RunResults
+from optismith.results import RunResults, Selection
 from optismith.spec import ModelOptimizationSpec
 
 
@@ -37,6 +37,20 @@ def _percent(value: float | None) -> str | None:
     return None if value is None else f"{value * 100:.2f}%"
 
 
+def _finalists_line(selection: Selection) -> str:
+    """The final at the selection batch size: each finalist's p50 and 95% interval, and the tie if any."""
+    listed = "; ".join(f"`{f.variant}` {f.p50_ms:.3f} ms [{f.ci95_low_ms:.3f}, {f.ci95_high_ms:.3f}]"
+                       + ("" if f.passed else " (failed a gate)") for f in selection.finalists)
+    line = (f"- Final at batch {selection.batch_size} (median of per-round medians, 95% CI; "
+            f"{selection.extra_rounds} extra round(s) while the fastest overlapped): {listed}")
+    if selection.tie:
+        line += (f". **Tie** within noise: {', '.join(f'`{name}`' for name in selection.tied)}; "
+                 f"tie-break: {selection.tie_break}")
+    else:
+        line += ". No tie: the winner's interval overlaps no other passing finalist's"
+    return line
+
+
 def _summary(results: RunResults, spec: ModelOptimizationSpec) -> list[str]:
     lines = [f"# Optismith report: {results.name}", ""]
     selection = results.selection
@@ -54,6 +68,8 @@ def _summary(results: RunResults, spec: ModelOptimizationSpec) -> list[str]:
         f"max size {constraints.max_size or '-'}",
         f"- Run: {results.started_at} .. {results.finished_at}; spec digest `{results.spec_digest[:16]}`",
     ]
+    if selection is not None and selection.finalists:
+        lines.append(_finalists_line(selection))
     if results.source is not None:
         source = results.source
         inputs = ", ".join(f"{t.name} {t.dtype}{t.shape}" for t in source.inputs)
