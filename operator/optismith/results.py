@@ -53,7 +53,8 @@ class Numerics(Record):
     mean_abs_error: float
     relative_error: float  # max_abs_error / output range
     cosine_similarity: float
-    top1_agreement: float | None = None
+    top1_agreement: float | None = None  # argmax agreement (optismith.models.numerics.class_agreement)
+    agreement_per: Literal["sample", "element"] | None = None  # per sample (top-1) or per pixel / token
 
 
 class VariantRecord(Record):

@@ -84,3 +84,55 @@ def test_a_perturbed_graph_is_rejected(digits_dir: Path, tmp_path: Path) -> None
     assert numerics_verdict(reference, outputs["good"], 1e-3)[1] is None
     numerics, reason = numerics_verdict(reference, outputs["bad"], 1e-3)
     assert reason is not None and numerics.relative_error > 1e-3
+
+
+def _segmentation(seed: int = 0, shape: tuple[int, ...] = (2, 16, 16, 4), contrast: float = 1.0) -> np.ndarray:
+    logits = contrast * np.random.default_rng(seed).normal(size=shape)
+    exp = np.exp(logits)
+    return (exp / exp.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def _flip_pixels(scores: np.ndarray, count: int, keep: tuple[int, int] | None = None) -> np.ndarray:
+    """`count` pixels of each sample get another class (the classes of the pixel rolled by one),
+    never the pixel `keep`."""
+    flipped = scores.copy()
+    pixels = [(h, w) for h in range(scores.shape[1]) for w in range(scores.shape[2]) if (h, w) != keep]
+    for h, w in pixels[:count]:
+        flipped[:, h, w] = np.roll(scores[:, h, w], 1, axis=-1)
+    return flipped
+
+
+def test_segmentation_maps_agree_per_pixel_not_by_the_flattened_top1() -> None:
+    reference = _segmentation()
+    # One pixel of 256 changes, and it is the one holding each sample's global maximum: 99.6% of the pixels
+    # agree, while the top-1 of the flattened output disagrees on every sample.
+    flat_max = [np.unravel_index(np.argmax(sample), sample.shape)[:2] for sample in reference]
+    moved = reference.copy()
+    for index, (h, w) in enumerate(flat_max):
+        moved[index, h, w] = np.roll(reference[index, h, w], 1)
+    assert all(np.argmax(m) != np.argmax(r) for m, r in zip(moved, reference, strict=True))
+    numerics = compare_outputs([reference], [moved])
+    assert numerics.agreement_per == "element" and numerics.top1_agreement == pytest.approx(255 / 256)
+    # Vice versa: the flattened top-1 agrees (the global maximum's pixel is kept) while a quarter of the
+    # pixels take another class. Where the classes are close, the whole-output cosine (the metric for such
+    # outputs before) said 0.99+: within a 1% gate.
+    reference = _segmentation(contrast=0.1)
+    kept = tuple(int(v) for v in np.unravel_index(np.argmax(reference[0]), reference[0].shape)[:2])
+    wrong = _flip_pixels(reference[:1], 64, keep=(kept[0], kept[1]))
+    assert np.argmax(wrong[0]) == np.argmax(reference[0])
+    numerics = compare_outputs([reference[:1]], [wrong])
+    assert numerics.top1_agreement == pytest.approx(0.75) and numerics.cosine_similarity > 0.99
+
+
+def test_dense_outputs_that_are_not_class_scores_keep_the_cosine() -> None:
+    hidden = np.random.default_rng(0).normal(size=(2, 5, 8)).astype(np.float32)  # per-token hidden states
+    assert compare_outputs([hidden], [hidden]).top1_agreement is None
+    tokens = _segmentation(shape=(2, 5, 8)).astype(np.float32)  # per-token probabilities
+    numerics = compare_outputs([tokens], [tokens])
+    assert numerics.top1_agreement == 1.0 and numerics.agreement_per == "element"
+    mask = np.random.default_rng(1).random((2, 8, 8, 1)).astype(np.float32)  # a sigmoid mask
+    inverted = 1.0 - mask
+    assert compare_outputs([mask], [inverted]).top1_agreement == pytest.approx(
+        float(np.mean((mask > 0.5) == (inverted > 0.5))))
+    classes = compare_outputs([_probabilities()], [_probabilities()])
+    assert classes.agreement_per == "sample"

@@ -147,3 +147,15 @@ def test_remote_evaluation_data_is_downloaded_from_its_parent_prefix(
     record = EvaluateStage().run(make_run(tmp_path, _variants()[:2], model=model))
     assert opened == ["s3://bucket/data"]
     assert all(a.samples == 8 for a in record.accuracy)
+
+
+def test_dense_agreement_is_named_per_element() -> None:
+    from optismith.models.numerics import compare_outputs
+    from optismith.stages.evaluate import agreement
+
+    maps = np.random.default_rng(0).normal(size=(2, 4, 4, 3)).astype(np.float32)
+    changed = maps.copy()
+    changed[0, 0, 0] = maps[0, 0, 0][::-1] * 10  # one pixel of 32 to another class
+    metric, value = agreement(compare_outputs([maps], [changed]))
+    expected = 1.0 - float(np.argmax(changed[0, 0, 0]) != np.argmax(maps[0, 0, 0])) / 32
+    assert metric == "agreement-per-element" and value == pytest.approx(expected)

@@ -2,8 +2,8 @@
 
 With labelled data (`evaluation.uri` with `x` and `y`) the metric is top-1 accuracy and the drop is the
 baseline's accuracy minus the variant's. Without labels, variants are compared to the baseline's outputs
-on the same inputs: the metric is top-1 agreement (cosine similarity for outputs that are not class
-scores) and the drop is 1 - agreement.
+on the same inputs: the metric is top-1 agreement (per pixel or token for dense predictions such as
+segmentation maps; cosine similarity for outputs that are not class scores) and the drop is 1 - agreement.
 
 The reference outputs are the baseline's (TensorFlow's), computed here. On a GPU target whose image has no
 TensorFlow that sees the GPU they come from elsewhere, and the record says from where (payload "reference"):
@@ -86,9 +86,11 @@ def top1_accuracy(outputs: Sequence[np.ndarray], labels: np.ndarray) -> float:
 
 
 def agreement(numerics: Numerics) -> tuple[str, float]:
-    """(metric, value): top-1 agreement for class scores, else cosine similarity."""
+    """(metric, value): argmax agreement for class scores (per element for dense predictions), else cosine
+    similarity."""
     if numerics.top1_agreement is not None:
-        return "agreement", numerics.top1_agreement
+        return ("agreement-per-element" if numerics.agreement_per == "element" else "agreement",
+                numerics.top1_agreement)
     return "cosine", max(0.0, min(1.0, numerics.cosine_similarity))
 
 
