@@ -6,6 +6,7 @@
   own `preprocess_input`. Without trained weights there are no labels: accuracy is agreement with the
   source model's top-1, which int8 variants of a random-weight network can fail where a trained one
   would not (its class scores are nearly uniform).
+* lstm, transformer, efficientnetb0: bench/sources_zoo.py.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ import numpy as np
 
 from bench.common import ROOT, csv_words
 
-MODEL_NAMES = ("digits", "mobilenetv2", "resnet50")
+CNN_NAMES = ("digits", "mobilenetv2", "resnet50")
+ZOO_NAMES = ("lstm", "transformer", "efficientnetb0")  # bench/sources_zoo.py
+MODEL_NAMES = CNN_NAMES + ZOO_NAMES
 
 
 def model_names(text: str) -> list[str]:
@@ -92,7 +95,11 @@ def keras_application(name: str, workdir: Path) -> Source:
 def make_source(name: str, workdir: Path) -> Source:
     if name == "digits":
         return digits(workdir)
-    if name in MODEL_NAMES:
+    if name in ZOO_NAMES:
+        from bench.sources_zoo import make_zoo_source
+
+        return make_zoo_source(name, workdir)
+    if name in CNN_NAMES:
         return keras_application(name, workdir)
     raise SystemExit(f"unknown model {name!r}: use one of {', '.join(MODEL_NAMES)}")
 
