@@ -97,6 +97,7 @@ class ConfigResult(Record):
     # For sessions whose `latency` is device-resident (inputs and outputs already in GPU memory): the same
     # call end to end, host-to-device and device-to-host copies included, timed on its own.
     host_latency: LatencyStats | None = None
+    runtime_settings: dict[str, Any] = Field(default_factory=dict)  # Session.settings() as measured
 
 
 class VariantBenchmark(Record):
@@ -276,6 +277,9 @@ class PromotionManifest(Record):
     servers: dict[str, ServingLayout]  # triton, tfserving, kserve: those that load this format
     retained: list[PromotedVersion]  # newest first; the first is this promotion
     version_offset: int = 0  # version = offset + generation for one resource (uid)
+    # The winner's runtime settings as measured at the selection batch size (threads included), so a
+    # server can load it the way it was measured.
+    runtime_settings: dict[str, Any] = Field(default_factory=dict)
     source_uri: str
     run_uri: str
     name: str

@@ -63,6 +63,7 @@ def test_io_is_named_like_the_signature(models: dict[str, Any]) -> None:
 
 def test_batches_1_and_8_in_one_session_match_tensorflow(models: dict[str, Any]) -> None:
     session = TFLiteRuntime.load(models["fp32"], threads=2)
+    assert session.settings() == {"num_threads": 2}
     x, reference = models["x"], models["reference"]
     for batch in (1, 8, 1, 16):
         (out,) = session.run([x[:batch]])

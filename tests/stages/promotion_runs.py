@@ -30,7 +30,8 @@ def candidate(variant: str, passed: bool = True) -> Candidate:
 
 def sealed_run(root: Path, promotion: str | None, *, winner: str | None = "tflite-fp32", generation: int = 3,
                uid: str = "uid-1", name: str = "digits", keep_versions: int | None = None,
-               output: str | None = None, model_name: str | None = None) -> StageContext:
+               output: str | None = None, model_name: str | None = None,
+               benchmark: StageRecord | None = None) -> StageContext:
     """A run of `generation` whose select stage chose `winner` (None: no variant passed), sealed."""
     store = LocalStorage(root / "run")
     variants = []
@@ -56,6 +57,8 @@ def sealed_run(root: Path, promotion: str | None, *, winner: str | None = "tflit
                          finished_at="2025-01-01T00:00:03.000Z", duration_seconds=1.0,
                          payload={"selection": selection.model_dump(mode="json")})
     store.write_bytes(stage_record("select"), select.model_dump_json().encode())
+    if benchmark is not None:
+        store.write_bytes(stage_record("benchmark", benchmark.target), benchmark.model_dump_json().encode())
     store.write_bytes("results.json", b"{}")
     write_manifest(store)
     spec: dict[str, object] = {"model": {"uri": str(root / "model")}, "output": {"uri": output or str(root / "out")}}

@@ -47,6 +47,12 @@ class Session(ABC):
         """Where the session computes: e.g. {"providers": [...]}, for the benchmark record."""
         return {}
 
+    def settings(self) -> dict[str, Any]:
+        """The runtime settings this session really runs with (threads, inter-op parallelism, execution
+        mode, graph optimization level, performance hints), read back from the runtime where it can say:
+        recorded per measured config and in promotion.json, so a server can load the winner the same way."""
+        return {}
+
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
 

@@ -69,6 +69,13 @@ class OnnxSession(Session):
     def execution(self) -> dict[str, Any]:
         return {"providers": list(self._session.get_providers())}
 
+    def settings(self) -> dict[str, Any]:
+        options = self._session.get_session_options()
+        return {"intra_op_num_threads": options.intra_op_num_threads,
+                "inter_op_num_threads": options.inter_op_num_threads,
+                "execution_mode": options.execution_mode.name,
+                "graph_optimization_level": options.graph_optimization_level.name}
+
 
 def _io_spec(node: Any) -> IOSpec:
     dtype = _ONNX_TO_NUMPY.get(node.type)

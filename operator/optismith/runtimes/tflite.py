@@ -43,6 +43,7 @@ class TFLiteSession(Session):
         from ai_edge_litert.interpreter import Interpreter
 
         self._interpreter = Interpreter(model_path=str(artifact), num_threads=threads)
+        self._threads = threads
         input_names, output_names = _signature_names(self._interpreter)
         self._inputs = sorted((_port(d, input_names) for d in self._interpreter.get_input_details()),
                               key=lambda p: p.name)
@@ -55,6 +56,9 @@ class TFLiteSession(Session):
         self._direct: tuple[int, np.dtype[Any], tuple[int, ...]] | None = None
         self._plain_outputs = (None if any(p.quantized for p in self._outputs)
                                else [p.index for p in self._outputs])
+
+    def settings(self) -> dict[str, Any]:
+        return {"num_threads": self._threads}
 
     def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
         # At ~10 us per digits inference, the general path's conversions were 20% of a call: a feed

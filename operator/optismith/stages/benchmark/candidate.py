@@ -245,7 +245,8 @@ class CandidateBench:
                 peak = max(peak, current_rss_bytes())
                 if self.gpu_peak is not None:
                     self.gpu_peak.sample()
-                config = config_result(batch, threads, times).model_copy(update={"host_latency": host})
+                config = config_result(batch, threads, times).model_copy(
+                    update={"host_latency": host, "runtime_settings": {"threads": threads, **session.settings()}})
                 sweep.configs.append(config)
                 sweep.raw[(batch, threads)] = times.variant_s
                 self.progress(name, config)

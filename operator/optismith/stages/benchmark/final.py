@@ -63,7 +63,8 @@ def final_config(config: ConfigResult, variant_s: np.ndarray, baseline_s: np.nda
     """`config` (same batch, threads and server numbers) with the latencies and speedup of the final."""
     times = PairedTimes(variant_s, baseline_s, is_stable(variant_s, stability))
     return config_result(config.batch_size, config.threads, times).model_copy(update={
-        "rounds": rounds, "server_p99_ms": config.server_p99_ms, "server_qps": config.server_qps})
+        "rounds": rounds, "server_p99_ms": config.server_p99_ms, "server_qps": config.server_qps,
+        "runtime_settings": config.runtime_settings})
 
 
 def intervals_of(timings: Mapping[str, Timings], names: list[str]) -> dict[str, Interval]:

@@ -56,6 +56,15 @@ def _metrics(candidate: Candidate, batch_size: int) -> dict[str, float | None]:
     }
 
 
+def _runtime_settings(ctx: StageContext, winner: Candidate, batch_size: int) -> dict[str, Any]:
+    """The settings the winner's session ran with in its measured config at the selection batch size."""
+    if not ctx.has_record("benchmark", winner.target):
+        return {}
+    bench = next((b for b in ctx.record("benchmark", winner.target).benchmarks if b.variant == winner.variant), None)
+    config = bench.best_by_batch.get(str(batch_size)) if bench is not None else None
+    return dict(config.runtime_settings) if config is not None else {}
+
+
 def _not_promoted(ctx: StageContext, reason: str) -> StageRecord:
     ctx.progress(f"not promoted: {reason}")
     return new_record(ctx, "promote", message=f"not promoted: {reason}; the previous promotion is left untouched",
@@ -172,6 +181,7 @@ class PromoteStage(Stage):
                 namespace=metadata.namespace, uid=metadata.uid, generation=metadata.generation,
                 promoted_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
                 metrics=_metrics(winner, selection.batch_size),
+                runtime_settings=_runtime_settings(ctx, winner, selection.batch_size),
             )
             # The switch: readers see the old promotion.json or this one, never a partial state.
             written, why = commit(destination, record, token, claim, promotion.keep_versions)
