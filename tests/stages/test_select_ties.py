@@ -53,7 +53,8 @@ def test_overlapping_finalists_get_more_rounds_then_a_tie_broken_by_the_smaller_
     assert selection.tie and set(selection.tied) == {"tflite-fp32", "onnx-fp32"}
     assert selection.tie_break is not None and selection.tie_break.startswith("smaller artifact")
     assert selection.extra_rounds == final["extra_rounds"]
-    assert {f.variant for f in selection.finalists} == {"tflite-fp32", "onnx-fp32"}
+    assert [f.variant for f in selection.finalists][-1] == "tf-savedmodel"  # the baseline ran in the rounds too
+    assert {f.variant for f in selection.finalists} == {"tflite-fp32", "onnx-fp32", "tf-savedmodel"}
     assert "Tie:" in selection.message and "tied (within noise)" in selection.message
     assert "**Tie**" in _finalists_line(selection) and "smaller artifact" in _finalists_line(selection)
 
@@ -103,3 +104,16 @@ def test_no_tie_when_intervals_are_apart_or_the_close_one_failed_a_gate() -> Non
     assert gated.winner.variant == "big" and gated.tie_break is None
     assert [f.passed for f in gated.finalists] == [True, False]
     assert break_tie(big, [big, small], None).winner is big
+
+
+def test_a_baseline_winner_within_noise_of_a_smaller_variant_gives_way_to_it() -> None:
+    # Seen in a bench run on the LSTM: the baseline ranked first by 2%, with the final's intervals of two
+    # smaller Grappler variants overlapping its own.
+    baseline, grappler = _candidate("tf-savedmodel", 1_179_348), _candidate("tf-grappler", 858_033)
+    final = {"extra_rounds": 62, "finalists": {"tf-grappler": {"round_p50_ms": 2.108, "ci95_low_ms": 2.047,
+                                                               "ci95_high_ms": 2.247}},
+             "baseline": {"variant": "tf-savedmodel", "round_p50_ms": 2.05, "ci95_low_ms": 2.0,
+                          "ci95_high_ms": 2.1}}
+    outcome = break_tie(baseline, [baseline, grappler], final)
+    assert outcome.winner.variant == "tf-grappler" and outcome.tied == ("tf-savedmodel", "tf-grappler")
+    assert outcome.tie_break is not None and outcome.tie_break.startswith("smaller artifact")

@@ -168,10 +168,14 @@ class TieOutcome:
 
 
 def finalists_of(final: Mapping[str, Any], target: str, passed: set[str]) -> list[Finalist]:
-    """The finalists a benchmark record's final (at one batch size) measured, with their intervals."""
+    """The finalists a benchmark record's final (at one batch size) measured, with their intervals; the
+    baseline, which ran in the same rounds, last."""
+    entries = dict(final.get("finalists", {}))
+    if "baseline" in final:
+        entries[final["baseline"]["variant"]] = final["baseline"]
     return [Finalist(variant=name, target=target, p50_ms=entry["round_p50_ms"], ci95_low_ms=entry["ci95_low_ms"],
                      ci95_high_ms=entry["ci95_high_ms"], passed=name in passed)
-            for name, entry in final.get("finalists", {}).items() if "ci95_low_ms" in entry]
+            for name, entry in entries.items() if "ci95_low_ms" in entry]
 
 
 def break_tie(winner: Candidate, passed: Sequence[Candidate], final: Mapping[str, Any] | None) -> TieOutcome:

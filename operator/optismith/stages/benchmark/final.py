@@ -111,7 +111,8 @@ def _final_at(bench: CandidateBench, batch: int, results: list[VariantBenchmark]
         bench.ctx.progress(f"final at batch {batch}: {', '.join(r.variant for r in chosen)} and the "
                            f"baseline, interleaved, {plan.budget_s:.0f}s (up to {plan.overtime_s:g}s more "
                            "while the fastest are within noise)")
-        names = [r.variant for r in chosen]
+        # The baseline is a candidate for selection too: a variant within noise of it is no faster.
+        names = [r.variant for r in chosen] + [baseline_name]
         rounds_in_budget: list[int] = []
 
         def told_apart(so_far: Mapping[str, Timings]) -> bool:
@@ -137,7 +138,7 @@ def _final_at(bench: CandidateBench, batch: int, results: list[VariantBenchmark]
         if batch == bench.plan.selection_batch:
             bench.save_raw(result.variant, batch, variant_s)
         bench.progress(f"{result.variant} (final)", config)
-    intervals = intervals_of(timings, names)
+    intervals = intervals_of(timings, [r.variant for r in chosen] + [baseline_name])
     tied = contenders(intervals)
     rounds = len(timings[baseline_name].round_medians)
     extra_rounds = rounds - rounds_in_budget[0] if rounds_in_budget else 0
@@ -148,6 +149,9 @@ def _final_at(bench: CandidateBench, batch: int, results: list[VariantBenchmark]
         "batch_size": batch, "rounds": rounds, "extra_rounds": extra_rounds,
         "tie_budget_s": bench.plan.tie_budget_s, "contenders": tied, "tie": len(tied) > 1,
         "baseline_threads": baseline_threads,
+        "baseline": {"variant": baseline_name, "round_p50_ms": intervals[baseline_name].p50_ms,
+                     "ci95_low_ms": intervals[baseline_name].low_ms,
+                     "ci95_high_ms": intervals[baseline_name].high_ms},
         "finalists": {r.variant: {"threads": r.best_by_batch[key].threads,
                                   "before_p50_ms": r.best_by_batch[key].latency.p50_ms,
                                   "before_speedup": r.best_by_batch[key].speedup,
