@@ -180,6 +180,7 @@ class Candidate:
 
 def optismith_candidates(run: OptismithRun) -> tuple[list[Candidate], dict[str, str]]:
     """The baseline and every variant that can run here; and why the others cannot."""
+    from optismith import catalog
     from optismith.runs.eligibility import resolve
     from optismith.runtimes import get_runtime
 
@@ -191,9 +192,12 @@ def optismith_candidates(run: OptismithRun) -> tuple[list[Candidate], dict[str, 
             unavailable[variant.name] = why
             continue
         path = run.run_dir / (variant.artifact or "")
+        entry = catalog.find(variant.name)  # its runtime options: e.g. openvino-bf16's precision hint
+        options = dict(entry.runtime_options) if entry is not None else {}
 
-        def open_variant(threads: int, runtime_name: str = variant.runtime, path: Path = path) -> Predictor:
-            return SessionPredictor(get_runtime(runtime_name).load(path, threads=threads))
+        def open_variant(threads: int, runtime_name: str = variant.runtime, path: Path = path,
+                         options: dict[str, Any] = options) -> Predictor:
+            return SessionPredictor(get_runtime(runtime_name).load(path, threads=threads, options=options))
 
         kind = "baseline" if variant.name == "tf-savedmodel" else "optismith"
         candidates.append(Candidate(variant.name, kind, open_variant, {"size_bytes": variant.size_bytes}))

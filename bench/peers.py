@@ -5,7 +5,8 @@
 * ONNX Runtime: `python -m tf2onnx.convert --saved-model`, then `quant_pre_process` + `quantize_static`
   with its defaults (QDQ, int8 weights and activations, per-tensor) for int8; CPU provider.
 * OpenVINO: `openvino.convert_model(saved_model)` + `save_model` (its default fp16-compressed weights),
-  compiled for CPU with default hints (which pick bf16 on CPUs that have it: recorded per peer).
+  compiled for CPU with default hints (which pick bf16 on CPUs that have it: recorded per peer); bf16
+  set by hand and NNCF int8 with its defaults (bench/peers_openvino.py).
 
 Every peer gets the same thread count as the candidates it is compared with. Models have one input and
 one output (all the bench's models do), so predictors take and return one array.
@@ -184,6 +185,9 @@ def build_peers(saved_model: Path, calibration: np.ndarray, workdir: Path,
         ("ort-int8", lambda: onnx_int8_peer(onnx_path, workdir / "ort-int8" / "model.onnx", calibration)),
         ("openvino", lambda: openvino_peer(saved_model, workdir / "openvino" / "model.xml")),
     ]
+    from bench.peers_openvino import openvino_peer_builders  # it imports Peer from here
+
+    builders += openvino_peer_builders(saved_model, calibration, workdir)
     for name, build in builders:
         progress(f"peer {name}: building")
         try:

@@ -33,6 +33,9 @@ class Variant:
     gpu: bool = False  # runs only on a GPU target
     default: bool = True  # in spec.variants when the manifest leaves it out
     exact: bool = False  # a graph rewrite: rejected when outputs move beyond spec.optimize.maxAbsError
+    # /proc/cpuinfo flags its precision needs to run fast, one requirement each ("a|b": either); measured
+    # only where the measuring CPU has them, else skipped with the reason (optismith.measure.cpu_features)
+    cpu_features: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -41,6 +44,10 @@ class Variant:
 
 
 BASELINE = "tf-savedmodel"
+
+# The CPU flags that make a precision faster than f32 (oneDNN's bf16 dot products and tiles; int8 VNNI).
+BF16_CPU = "avx512_bf16|amx_bf16"
+INT8_CPU = "avx512_vnni|avx_vnni|amx_int8"
 
 _TFLITE = "optismith.builders.tflite:build"
 _ONNX = "optismith.builders.onnx:build"
@@ -79,6 +86,16 @@ _ENTRIES: tuple[Variant, ...] = (
     Variant("openvino-fp32", "OpenVINO IR (model.xml + model.bin), float32.", "openvino", "convert", "ir",
             builder="optismith.builders.openvino:build", options=MappingProxyType({"precision": "f32"}),
             runtime_options=MappingProxyType({"precision": "f32"})),
+    # OpenVINO's CPU default on CPUs with bf16 support: the same f32 IR, computed in bf16 (the hint).
+    Variant("openvino-bf16", "OpenVINO IR (f32 weights) computed in bf16 (INFERENCE_PRECISION_HINT=bf16).",
+            "openvino", "convert", "ir", builder="optismith.builders.openvino:build",
+            options=MappingProxyType({"precision": "bf16"}), runtime_options=MappingProxyType({"precision": "bf16"}),
+            cpu_features=(BF16_CPU,)),
+    # The float ops NNCF keeps (accuracy control) compute in f32, as NNCF validated them.
+    Variant("openvino-int8", "OpenVINO IR quantized by NNCF post-training int8 (accuracy control under the "
+            "agreement gate when plain quantization fails it).", "openvino", "convert", "ir",
+            builder="optismith.builders.openvino_int8:build", options=MappingProxyType({"precision": "int8"}),
+            runtime_options=MappingProxyType({"precision": "f32"}), calibration=True, cpu_features=(INT8_CPU,)),
     # On a GPU target, onnx-fp32 runs on the CUDA provider with ONNX Runtime's defaults, host-bound: the
     # reference when the image has no GPU TensorFlow (the benchmark stage says so in its record).
     Variant("onnx-cuda-fp32", "ONNX Runtime CUDA, strict IEEE fp32 (use_tf32=0), NHWC, device-resident I/O, "

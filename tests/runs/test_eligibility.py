@@ -84,3 +84,21 @@ def test_load_options_carry_the_targets_device() -> None:
     assert on_gpu["device"] == "gpu" and on_gpu["cuda.use_tf32"] == "0" and on_gpu["io"] == "device"
     assert eligibility.load_options(entry, spec, CPU)["device"] == "cpu"
     assert eligibility.load_options(catalog.get("onnx-fp32"), spec)["device"] == "cpu"
+
+
+@pytest.mark.parametrize(("flags", "skipped"), [
+    ("avx2 avx512f avx512bw", {"openvino-bf16": "bf16 needs AVX512_BF16 or AMX_BF16",
+                               "openvino-int8": "int8 needs AVX512_VNNI or AVX_VNNI or AMX_INT8"}),
+    ("avx2 avx512f avx512_vnni avx512_bf16", {}),
+])
+def test_reduced_precisions_run_only_where_the_measuring_cpu_has_their_features(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Any, flags: str, skipped: dict[str, str]) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    monkeypatch.setattr(eligibility.cpu_features, "CPUINFO", cpuinfo)  # the node that measures
+    for name in ("openvino-fp32", "openvino-bf16", "openvino-int8"):
+        runtime, why = eligibility.resolve(_record(name, "cpu-only"), CPU)
+        if name in skipped:
+            assert runtime is None and why.startswith(skipped[name]) and "this CPU has" in why, why
+        else:
+            assert (runtime, why) == (CpuOnly, "")

@@ -65,3 +65,16 @@ def test_runs_batches_1_and_8_in_f32(ir: Path) -> None:
 def test_threads_are_honoured(ir: Path, threads: int) -> None:
     session = OpenVINORuntime.load(ir, threads=threads)
     assert session.threads == threads  # type: ignore[attr-defined]
+
+
+def test_the_precision_option_is_the_hint_the_compiled_model_reports(ir: Path) -> None:
+    from optismith.measure.cpu_features import host_flags, shortfall
+
+    f32 = OpenVINORuntime.load(ir, threads=1, options={"precision": "f32"})
+    assert f32.precision == "f32" and f32.execution()["inference_precision"] == "f32"  # type: ignore[attr-defined]
+    assert OpenVINORuntime.load(ir, threads=1).precision == "f32"  # type: ignore[attr-defined]  # never bf16 by default
+    if shortfall(["avx512_bf16|amx_bf16"], host_flags()) is None:
+        bf16 = OpenVINORuntime.load(ir, threads=1, options={"precision": "bf16"})
+        assert bf16.precision == "bf16"  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match=r"unknown precision option 'fp32'; known: f32, bf16, f16"):
+        OpenVINORuntime.load(ir, threads=1, options={"precision": "fp32"})

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from optismith.measure.cpu_features import ACCELERATES, parse_flags
+
 # Extensions that decide which kernels runtimes pick (oneDNN, XNNPACK, MLAS) on x86 and Arm.
 INTERESTING_CPU_FLAGS = (
     "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
@@ -29,22 +31,20 @@ _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 def cpu_info(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
     """Model name and the interesting flags of the first CPU listed."""
     model = platform.processor() or platform.machine()
-    flags: set[str] = set()
     try:
         text = cpuinfo.read_text(encoding="utf-8", errors="replace")
     except OSError:
         text = ""
     for line in text.splitlines():
         key, _, value = line.partition(":")
-        key = key.strip().lower()
-        if key in ("model name", "hardware", "cpu model") and value.strip():
+        if key.strip().lower() in ("model name", "hardware", "cpu model") and value.strip():
             model = value.strip()
-        elif key in ("flags", "features") and not flags:
-            flags = set(value.split())
+    flags = parse_flags(text)
     return {
         "model": model,
         "architecture": platform.machine(),
         "flags": [flag for flag in INTERESTING_CPU_FLAGS if flag in flags],
+        "fast_precisions": sorted({ACCELERATES[flag] for flag in flags if flag in ACCELERATES}),
     }
 
 

@@ -1,4 +1,6 @@
-"""The numerics gate: a graph transformation may not change what the model computes."""
+"""The gates: a graph transformation may not change what the model computes (numerics), and a
+lower-precision variant may not give up more than spec.selection.constraints.maxAccuracyDrop of agreement with the
+source (the evaluate stage's metric without labels; builders that search for a passing int8 use it too)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from optismith.models.numerics import compare_outputs
 from optismith.results import Numerics
 
 # Reordered float32 arithmetic (oneDNN picks kernels and blockings per shape and thread count) moves
@@ -31,3 +34,18 @@ def rejection_reason(numerics: Numerics, reference: Sequence[np.ndarray], max_er
         f"numerics: relative error {numerics.relative_error:.3g} (max abs {numerics.max_abs_error:.3g}, "
         f"cosine {numerics.cosine_similarity:.6f}) exceeds spec.optimize.maxAbsError {max_error:g}"
     )
+
+
+def agreement(numerics: Numerics) -> tuple[str, float]:
+    """(metric, value): argmax agreement for class scores (per element for dense predictions), else cosine
+    similarity."""
+    if numerics.top1_agreement is not None:
+        return ("agreement-per-element" if numerics.agreement_per == "element" else "agreement",
+                numerics.top1_agreement)
+    return "cosine", max(0.0, min(1.0, numerics.cosine_similarity))
+
+
+def agreement_drop(reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray]) -> tuple[str, float]:
+    """(metric, drop): how much agreement with the reference's outputs the candidate gives up (1 - agreement)."""
+    metric, value = agreement(compare_outputs(reference, candidate))
+    return metric, 1.0 - value

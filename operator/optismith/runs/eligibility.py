@@ -3,7 +3,9 @@
 A target's kind is the device: on a GPU target every variant runs on the GPU or not at all. A runtime that
 computes only on the CPU (TFLite, OpenVINO's CPU plugin) is skipped there with that reason, and one that
 could silently run on the CPU (ONNX Runtime without its CUDA provider, a CPU build of TensorFlow) says so
-through `Runtime.availability_on`, so no GPU target ever reports a CPU number.
+through `Runtime.availability_on`, so no GPU target ever reports a CPU number. On a CPU target a variant
+whose precision needs CPU features (catalog `cpu_features`: bf16, int8 dot products) runs only where the
+measuring CPU has them: elsewhere it would be measured at a loss, so it is skipped with that reason.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from optismith import catalog
+from optismith.measure import cpu_features
 from optismith.measure.gpu import gpu_visible
 from optismith.results import VariantRecord
 from optismith.runtimes import Runtime, get_runtime
@@ -38,6 +41,10 @@ def resolve(variant: VariantRecord, target: TargetSpec | None) -> tuple[type[Run
         return None, f"needs a GPU; {where}"
     if device == "gpu" and not gpu_visible():
         return None, "needs a GPU; no GPU is visible to this process"
+    if info is not None and device == "cpu" and info.cpu_features:
+        slow = cpu_features.shortfall(info.cpu_features, cpu_features.host_flags())
+        if slow is not None:
+            return None, slow
     try:
         runtime = get_runtime(variant.runtime)
     except (KeyError, ImportError) as error:

@@ -1,8 +1,8 @@
 """OpenVINO IR models on the CPU plugin. OpenVINO is optional: without it the runtime says why.
 
-The artifact is an IR directory (model.xml + model.bin) or the .xml itself. Inference runs in f32:
-on CPUs with bf16 support OpenVINO otherwise defaults to bf16, which would make an "fp32" variant a
-silently lower-precision one.
+The artifact is an IR directory (model.xml + model.bin) or the .xml itself. Inference runs in the
+precision the `precision` option names (default f32), always set explicitly: on CPUs with bf16 support
+OpenVINO otherwise defaults to bf16, which would make an "fp32" variant a silently lower-precision one.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 from optismith.runtimes.base import IOSpec, Runtime, Session
 
 IR_FILE = "model.xml"
+PRECISIONS = ("f32", "bf16", "f16")  # INFERENCE_PRECISION_HINT values the CPU plugin takes
 
 
 class OpenVINOSession(Session):
@@ -36,13 +37,24 @@ class OpenVINOSession(Session):
             raise ValueError(f"expected {len(self.inputs)} inputs {[s.name for s in self.inputs]}, "
                              f"got {len(feeds)}")
         arrays = [np.ascontiguousarray(f, dtype=d) for f, d in zip(feeds, self._dtypes, strict=True)]
-        results = self._request.infer(arrays)
+        # share_inputs: the request reads the caller's arrays in place (infer is synchronous) instead of
+        # copying them first; measured on MobileNetV2 int8, the copy cost 0.1 ms at batch 1, 0.85 ms at 8.
+        results = self._request.infer(arrays, share_inputs=True)
         # The request reuses its output buffers on the next call: hand out copies.
         return [np.array(results[port], copy=True) for port in self._output_ports]
 
     @property
     def threads(self) -> int:
         return int(self._compiled.get_property("INFERENCE_NUM_THREADS"))
+
+    @property
+    def precision(self) -> str:
+        """The inference precision the compiled model reports (what it really computes in)."""
+        value = self._compiled.get_property("INFERENCE_PRECISION_HINT")
+        return str(value.get_type_name() if hasattr(value, "get_type_name") else value)
+
+    def execution(self) -> dict[str, Any]:
+        return {"device": "CPU", "inference_precision": self.precision}
 
 
 class OpenVINORuntime(Runtime):
@@ -60,6 +72,8 @@ class OpenVINORuntime(Runtime):
         if reason:
             raise RuntimeError(reason)
         precision = str((options or {}).get("precision", "f32"))
+        if precision not in PRECISIONS:
+            raise ValueError(f"openvino: unknown precision option {precision!r}; known: {', '.join(PRECISIONS)}")
         return OpenVINOSession(Path(artifact), threads, precision)
 
     @classmethod
