@@ -1,4 +1,5 @@
-"""OpenVINO IR variants, converted from the float ONNX model (catalog option: `precision`)."""
+"""OpenVINO IR variants, converted from the float ONNX model, else from the baseline SavedModel (catalog
+option: `precision`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from optismith import catalog
-from optismith.builders.base import BuildInputs, Unavailable
+from optismith.builders.base import BuildInputs, Unavailable, first_meaningful_line
 from optismith.builders.onnx import float_onnx
 from optismith.runtimes import get_runtime
 
@@ -23,7 +24,15 @@ def build(inputs: BuildInputs, variant: catalog.Variant, artifact: Path) -> dict
 
     source, _ = float_onnx(inputs)
     artifact.mkdir(parents=True, exist_ok=True)
-    model = ov.convert_model(str(source))
+    details: dict[str, Any] = {"source": "onnx"}
+    try:
+        model = ov.convert_model(str(source))
+    except Exception as error:
+        # Measured on a Keras 3 GRU: tf2onnx leaves it a generic Loop whose body OpenVINO's ONNX frontend
+        # refuses (more body inputs than loop-carried values), while its TensorFlow frontend converts the
+        # SavedModel's While loop. Its inputs and outputs keep the signature's names.
+        model = ov.convert_model(str(inputs.baseline()))
+        details = {"source": "savedmodel", "why_not_onnx": first_meaningful_line(error)}
     ov.save_model(model, str(artifact / IR_FILE), compress_to_fp16=False)
-    return {"source": "onnx", "openvino": metadata.version("openvino"), "precision": variant.options["precision"],
+    return {**details, "openvino": metadata.version("openvino"), "precision": variant.options["precision"],
             "op_count": len(model.get_ops())}
