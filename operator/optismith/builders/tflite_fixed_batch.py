@@ -8,7 +8,9 @@ kept functional (TF1 v1 loops are functionalized by the TF1 converter) through t
 input's shape fixed, batch 1, and `_experimental_default_to_single_batch_in_tensor_list_ops` (the
 converter's own option for exactly this). The loop becomes a builtin WHILE. The artifact then runs only at
 batch 1: its details say so (`fixed_batch`), and a larger batch fails in the runtime instead of computing
-something else. Flex (SELECT_TF_OPS) is not used: ai-edge-litert's interpreter has no Flex delegate.
+something else. Flex (SELECT_TF_OPS with `_experimental_lower_tensor_list_ops=False`) is not offered:
+ai-edge-litert 2.3's interpreter refuses the result ("Select TensorFlow op(s) ... are not supported by this
+interpreter. Make sure you apply/link the Flex delegate"), so no runtime here could measure it.
 """
 
 from __future__ import annotations
