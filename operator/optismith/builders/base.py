@@ -36,6 +36,8 @@ from optismith.runs.stage import StageContext
 from optismith.runtimes import get_runtime
 from optismith.runtimes.base import Session
 
+_LOWERED_CONTROL_FLOW = {"Switch", "Merge"}
+_FUNCTIONAL_LOOP = {"While", "StatelessWhile"}
 _NUMERICS_BATCH = 32  # bounds memory when the samples are many or large
 _MLIR_LOCATION = re.compile(r"^loc\(.*?\):\s+")  # 'loc(callsite(fused[...])): <message>'
 
@@ -92,6 +94,23 @@ class BuildInputs:
             return frozen.graph_def, frozen.io, "the baseline, frozen by this stage"
 
         result: tuple[Any, GraphIO, str] = self.shared("frozen graph", make)
+        return result
+
+    def functional_frozen(self) -> tuple[Any, GraphIO, str]:
+        """The frozen graph with functional control flow: the freeze stage lowers While loops to
+        Switch/Merge, where tf2onnx's LSTM/GRU rewriters and TFLite's tensor-list legalization no longer
+        see a loop. A graph without Switch/Merge (no control flow, as in CNNs) or whose loops are TF1's own is
+        the freeze stage's."""
+        def make() -> tuple[Any, GraphIO, str]:
+            graph_def, io, source = self.frozen()
+            if not _LOWERED_CONTROL_FLOW & {node.op for node in graph_def.node}:
+                return graph_def, io, source
+            frozen = freeze_saved_model(self.baseline(), self.signature, lower_control_flow=False)
+            if not _FUNCTIONAL_LOOP & {node.op for node in frozen.graph_def.node}:
+                return graph_def, io, source  # a TF1 loop: Switch/Merge in the source already
+            return frozen.graph_def, frozen.io, "the baseline, frozen with its While loops kept functional"
+
+        result: tuple[Any, GraphIO, str] = self.shared("frozen graph with functional control flow", make)
         return result
 
 

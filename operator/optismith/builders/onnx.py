@@ -30,9 +30,9 @@ def float_onnx(inputs: BuildInputs) -> tuple[Path, dict[str, Any]]:
     """The float ONNX model of the frozen graph (converted once per stage) and its conversion details."""
 
     def convert() -> tuple[Path, dict[str, Any]]:
-        graph_def, io, _ = inputs.frozen()
+        graph_def, io, source = inputs.functional_frozen()
         path = inputs.ctx.scratch("onnx-float") / "model.onnx"
-        return path, frozen_graph_to_onnx(graph_def.SerializeToString(), io, path)
+        return path, {**frozen_graph_to_onnx(graph_def.SerializeToString(), io, path), "source": source}
 
     path, details = inputs.shared("float ONNX model", convert)
     return path, dict(details)

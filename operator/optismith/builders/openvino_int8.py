@@ -43,7 +43,8 @@ def build(inputs: BuildInputs, variant: catalog.Variant, artifact: Path) -> dict
         raise Unavailable("nncf not installed: pip install 'optismith[openvino]'") from None
     import openvino as ov
 
-    model = float_ir(inputs).clone()
+    shared, source = float_ir(inputs)
+    model = shared.clone()
     samples = _Samples.of(inputs, model)
     max_drop = percent(inputs.ctx.spec.selection.constraints.max_accuracy_drop)
     calibration = nncf.Dataset(samples.items(), samples.feeds)
@@ -52,7 +53,7 @@ def build(inputs: BuildInputs, variant: catalog.Variant, artifact: Path) -> dict
     quantized = nncf.quantize(model, calibration, subset_size=subset, target_device=nncf.TargetDevice.CPU)
     plain_metric, plain_drop = samples.gate(ov.compile_model(quantized, "CPU", _F32))
     details: dict[str, Any] = {
-        "quantization": "NNCF post-training int8 (nncf.quantize, CPU target)", "nncf": metadata.version("nncf"),
+        **source, "quantization": "NNCF post-training int8 (nncf.quantize, CPU target)", "nncf": metadata.version("nncf"),
         "openvino": metadata.version("openvino"), "calibration": inputs.calibration.describe(),
         "calibration_samples": len(samples), "gate": {"metric": plain_metric, "max_drop": max_drop,
                                                        "validation": "the calibration samples vs TensorFlow"},

@@ -39,14 +39,16 @@ def load_signature(directory: Path, signature: str) -> tuple[Any, Any]:
     return loaded, loaded.signatures[signature]
 
 
-def freeze_saved_model(directory: Path, signature: str) -> FrozenGraph:
+def freeze_saved_model(directory: Path, signature: str, *, lower_control_flow: bool = True) -> FrozenGraph:
     """Fold the signature's variables into constants. Inputs and outputs keep the signature's keys,
-    sorted: the order TensorFlow flattens a signature's keyword arguments and output dict in."""
+    sorted: the order TensorFlow flattens a signature's keyword arguments and output dict in.
+    `lower_control_flow=False` keeps functional While/If ops (with their bodies in the graph's function
+    library) instead of lowering them to Switch/Merge: converters recognise recurrent layers only there."""
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     tf = import_tensorflow()
     _loaded, function = load_signature(directory, signature)
-    frozen = convert_variables_to_constants_v2(function)
+    frozen = convert_variables_to_constants_v2(function, lower_control_flow=lower_control_flow)
     input_keys = sorted(function.structured_input_signature[1])
     output_keys = sorted(function.structured_outputs)
     graph_inputs = [t for t in frozen.inputs if t.dtype != tf.resource]

@@ -64,13 +64,19 @@ def load_evaluation_npz(uri: str, storage: StorageSpec, inputs: Sequence[IOSpec]
 
 def predict(runtime: type[Runtime], artifact: Path, data: EvaluationData, *, threads: int,
             batch: int, options: dict[str, Any] | None = None) -> list[np.ndarray]:
-    """All outputs for all samples, computed `batch` samples at a time."""
+    """All outputs for all samples, computed `batch` samples at a time, or at the artifact's own batch size
+    when it has a fixed one (TFLite of recurrent models: builders/tflite_fixed_batch.py)."""
     session = runtime.load(artifact, threads=threads, options=options)
     try:
         aligned = tensors.align(data.inputs, session.inputs)
+        fixed = session.inputs[0].shape[0] if session.inputs and session.inputs[0].shape else None
+        step = fixed or batch
         chunks: list[list[np.ndarray]] = []
-        for start in range(0, data.count, batch):
-            chunks.append([np.asarray(o) for o in session.run([a[start:start + batch] for a in aligned])])
+        for start in range(0, data.count, step):
+            feeds = [a[start:start + step] for a in aligned]
+            short = step - len(feeds[0]) if fixed else 0  # a fixed batch's last chunk: pad, then drop the pad
+            feeds = [np.concatenate([f, np.repeat(f[-1:], short, axis=0)]) if short else f for f in feeds]
+            chunks.append([np.asarray(o)[:step - short] for o in session.run(feeds)])
         return [np.concatenate([chunk[i] for chunk in chunks]) for i in range(len(chunks[0]))]
     finally:
         session.close()
