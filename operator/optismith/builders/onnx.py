@@ -17,6 +17,7 @@ from typing import Any
 
 from optismith import catalog, tensors
 from optismith.builders.base import BuildInputs
+from optismith.builders.onnx_handlers import UnconvertedOps, register_handlers, unconverted_ops
 from optismith.builders.reference import Calibration
 from optismith.frameworks import import_tensorflow
 from optismith.graphio import GraphIO
@@ -47,6 +48,7 @@ def frozen_graph_to_onnx(serialized: bytes, io: GraphIO, path: Path) -> dict[str
     ins = [(t.tensor, t.name) for t in io.inputs]
     outs = [(t.tensor, t.name) for t in io.outputs]
     renames = {tensor: name for tensor, name in ins + outs if tensor != name}
+    register_handlers()
     failures = []
     for opset in ONNX_OPSETS:
         graph_def = tf.compat.v1.GraphDef()  # tf2onnx rewrites the graph it is given: a fresh copy each try
@@ -59,6 +61,9 @@ def frozen_graph_to_onnx(serialized: bytes, io: GraphIO, path: Path) -> dict[str
         except Exception as error:
             failures.append((opset, error))
             continue
+        left = unconverted_ops(model)
+        if left:
+            raise UnconvertedOps(left, f"tf2onnx {tf2onnx.__version__}")
         path.parent.mkdir(parents=True, exist_ok=True)
         onnx.save(model, str(path))
         return {"converter": f"tf2onnx {tf2onnx.__version__}", "opset": opset, "source": "frozen graph",
