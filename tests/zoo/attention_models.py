@@ -48,6 +48,10 @@ def transformer_classifier(dest: Path, d_model: int = 32, seq: int = 16, heads: 
     pooled = keras.layers.GlobalAveragePooling1D()(x)
     probabilities = keras.layers.Dense(CLASSES, activation="softmax", name="probabilities")(pooled)
     model = keras.Model(inputs, probabilities)
+    # Keras initialises biases to 0 and LayerNorm to (1, 0), which freezing folds away: random values keep
+    # every Add and scale in the graph, as in a trained model.
+    rng = np.random.default_rng(seed)
+    model.set_weights([w + rng.normal(0, 0.1, w.shape).astype(w.dtype) for w in model.get_weights()])
     dest.mkdir(parents=True, exist_ok=True)
     path = dest / ("bert_style.keras" if attention_mask else "transformer.keras")
     model.save(path)

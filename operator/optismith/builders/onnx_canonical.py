@@ -9,9 +9,17 @@ exact maths (outputs equal up to float rounding) and leaves every graph it does 
   (+ Transpose), the Q.K^T / scores.V shape the Attention fusion looks for. The transformer ONNX model is
   converted with tf2onnx's own Einsum decomposition off, since it writes Shape/Gather/ReduceProd chains no
   fusion matches.
+- **scale**: unmasked attention's `Softmax(QK^T * c)` becomes `Softmax(QK^T / (1/c))`: the optimizer's
+  no-mask Attention pattern has a Div there (with a mask, `Add(mask)` sits between and Mul matches).
 - **layernorm**: TensorFlow's LayerNormalization as tf2onnx converts it, `x * s + (beta - mean * s)` with
   `s = gamma / sqrt(var + eps)`, becomes ONNX's LayerNormalization (opset 17 and later), which the
   optimizer fuses with the residual Add into SkipLayerNormalization.
+- **bias**: Keras' EinsumDense (the Q/K/V projections) as `Reshape(x @ W, [.., heads, size]) + b[heads,
+  size]` becomes `Reshape(x @ W + b.flatten())`, the MatMul -> Add -> Reshape -> Transpose path the Attention
+  fusion follows back from each of Q, K and V.
+- **residual**: `LayerNormalization(x + sublayer(x))` (Keras' order) becomes `sublayer(x) + x` (PyTorch's,
+  `hidden_states + input_tensor`): the Attention fusion follows the first Add input that is an Add back to
+  the attention output, and picks the residual otherwise.
 - **gelu**: `(0.5 * x) * (1 + erf(x * 0.7071))` (exact GELU, as tf2onnx plus our Erfc handler write it)
   is reordered to `x * ((1 + erf(x * 0.7071)) * 0.5)`, the order the optimizer's GELU fusion matches.
 """
@@ -36,8 +44,10 @@ def canonicalize(model: Any) -> dict[str, int]:
              list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output)
              if v.type.tensor_type.HasField("shape")}
     view = GraphView(model)
-    counts = {"einsum": rewrite_einsums(view), "layernorm": rewrite_layer_norms(view, ranks),
-              "gelu": rewrite_gelus(view)}
+    counts = {"einsum": rewrite_einsums(view), "bias": rewrite_split_biases(view),
+              "scale": rewrite_attention_scales(view), "layernorm": rewrite_layer_norms(view, ranks)}
+    counts["residual"] = rewrite_residual_order(view)  # needs the LayerNormalization nodes
+    counts["gelu"] = rewrite_gelus(view)
     view.drop_unused()
     return counts
 
@@ -105,6 +115,59 @@ def rewrite_einsums(view: GraphView) -> int:
                                           perm=perm_out))
         view.replace([node], added)
         changed += 1
+    return changed
+
+
+# --- bias ----------------------------------------------------------------------------------------
+
+
+def rewrite_split_biases(view: GraphView) -> int:
+    from onnx import helper
+
+    changed = 0
+    for add in [n for n in view.graph.node if n.op_type == "Add"]:
+        for value, bias_name in _pairs(add):
+            reshape = view.producer.get(value)
+            bias = view.constant(bias_name)
+            matmul = None if reshape is None or reshape.op_type != "Reshape" else view.parent(reshape, 0, "MatMul")
+            shape = None if reshape is None or len(reshape.input) < 2 else view.constant(reshape.input[1])
+            weight = None if matmul is None else view.constant(matmul.input[1])
+            if bias is None or matmul is None or shape is None or weight is None or weight.ndim != 2 or \
+                    bias.ndim != 2 or not view.only_use(value) or not view.only_use(matmul.output[0]):
+                continue
+            # The Reshape must split only the last dim (features = heads * size) into the bias's two dims.
+            if reshape is None or len(shape) < 3 or list(shape[-2:]) != list(bias.shape) or \
+                    bias.size != weight.shape[1]:
+                continue
+            flat = view.add_constant(f"{add.name}/bias", bias.reshape(-1))
+            biased = view.unique(f"{add.name}/biased")
+            view.replace([reshape, add], [
+                helper.make_node("Add", [matmul.output[0], flat], [biased], name=biased),
+                helper.make_node("Reshape", [biased, reshape.input[1]], [add.output[0]], name=reshape.name),
+            ])
+            changed += 1
+            break
+    return changed
+
+
+def rewrite_attention_scales(view: GraphView) -> int:
+    from onnx import helper
+
+    changed = 0
+    for softmax in [n for n in view.graph.node if n.op_type == "Softmax"]:
+        mul = view.parent(softmax, 0, "Mul")
+        if mul is None or not view.only_use(mul.output[0]):
+            continue
+        for scores, factor in _pairs(mul):
+            c = view.scalar(factor)
+            if c is None or c <= 0 or view.producer.get(scores) is None or \
+                    view.producer[scores].op_type != "MatMul":
+                continue
+            value = view.constant(factor)
+            divisor = view.add_constant(f"{mul.name}/divisor", (1 / value).astype(value.dtype))  # type: ignore[operator,union-attr]
+            view.replace([mul], [helper.make_node("Div", [scores, divisor], [mul.output[0]], name=mul.name)])
+            changed += 1
+            break
     return changed
 
 
@@ -195,6 +258,32 @@ def rewrite_layer_norms(view: GraphView, ranks: dict[str, int]) -> int:
                                 axis=-1, epsilon=parts["eps"])
         view.replace(nodes, [norm])
         changed += 1
+    return changed
+
+
+def _is_dense(view: GraphView, name: str) -> bool:
+    """`name` is a dense layer's output: MatMul by a constant, plus a constant bias."""
+    add = view.producer.get(name)
+    if add is None or add.op_type != "Add":
+        return False
+    return any(view.constant(b) is not None and view.producer.get(m) is not None and
+               view.producer[m].op_type == "MatMul" and view.constant(view.producer[m].input[1]) is not None
+               for m, b in _pairs(add))
+
+
+def rewrite_residual_order(view: GraphView) -> int:
+    from onnx import helper
+
+    changed = 0
+    for norm in [n for n in view.graph.node if n.op_type == "LayerNormalization"]:
+        residual = view.parent(norm, 0, "Add")
+        if residual is None or len(residual.input) != 2:
+            continue
+        first, second = residual.input
+        if _is_dense(view, second) and not _is_dense(view, first):
+            swapped = helper.make_node("Add", [second, first], list(residual.output), name=residual.name)
+            view.replace([residual], [swapped])
+            changed += 1
     return changed
 
 
