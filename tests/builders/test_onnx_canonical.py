@@ -106,10 +106,10 @@ def test_gelu_reorder(half: float, applies: bool) -> None:
              n("Add", ["one", "e"], ["a"]), n("Mul", ["hx", "a"], ["y"])]
     built = model(nodes, {"x": [4, 8]}, "y", {"h": np.array(half), "c": np.array(0.7071067690849304),
                                               "one": np.array(1.0)})
-    counts, ops = rewritten(built, {"x": RNG.normal(size=(4, 8)).astype(np.float32)})
+    counts, _ = rewritten(built, {"x": RNG.normal(size=(4, 8)).astype(np.float32)})
     assert counts["gelu"] == int(applies)
     producer_of_y = next(node for node in built.graph.node if node.output[0] == "y")
-    assert (list(producer_of_y.input)[0] == "x") is applies  # x * ((1 + erf) * 0.5): the fusable order
+    assert (producer_of_y.input[0] == "x") is applies  # x * ((1 + erf) * 0.5): the fusable order
 
 
 def attention_block(scale_by_mul: bool = True) -> tuple[Any, dict[str, np.ndarray]]:
