@@ -3,9 +3,9 @@
 ONNX comes from the frozen GraphDef through tf2onnx (works on TF 2.21 / protobuf 7 as installed, no
 workaround needed); the float model is converted once per stage and shared (BuildInputs.shared) by every
 variant that starts from it. int8 is static QDQ with per-channel weights; dynamic quantization was measured
-3-4x slower than float for CNNs on CPU, so it is offered only for transformers (builders/onnx_transformer.py). float16 (GPU variants) converts weights and
-compute to fp16 and keeps float32 inputs and outputs (Cast nodes at the boundary), so callers feed what the
-source model takes.
+3-4x slower than float for CNNs on CPU, so it is offered only for transformers (builders/onnx_transformer.py).
+float16 (GPU variants) converts weights and compute to fp16 and keeps float32 inputs and outputs (Cast nodes
+at the boundary), so callers feed what the source model takes.
 """
 
 from __future__ import annotations
