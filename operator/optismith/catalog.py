@@ -51,6 +51,7 @@ INT8_CPU = "avx512_vnni|avx_vnni|amx_int8"
 
 _TFLITE = "optismith.builders.tflite:build"
 _ONNX = "optismith.builders.onnx:build"
+_ONNX_TRANSFORMER = "optismith.builders.onnx_transformer:build"
 # ONNX Runtime on a GPU (optismith.runtimes.onnx_cuda): inputs and outputs stay in GPU memory (IO binding),
 # each batch size replays a captured CUDA graph, NHWC kernels (no transpose of tf2onnx's NHWC input), and
 # cuDNN picks each convolution's algorithm by timing them all (EXHAUSTIVE). Measured on an H200
@@ -82,6 +83,17 @@ _ENTRIES: tuple[Variant, ...] = (
             options=MappingProxyType({"quantization": "none"})),
     Variant("onnx-int8", "ONNX Runtime, static QDQ per-channel int8.", "onnxruntime", "convert", "model.onnx",
             builder=_ONNX, options=MappingProxyType({"quantization": "static-int8"}), calibration=True),
+    # Transformer encoders (optismith.builders.onnx_transformer): skipped with the reason on models where ONNX
+    # Runtime's transformer optimizer fuses nothing.
+    Variant("onnx-transformer-fp32", "ONNX Runtime, float32, after its transformer optimizer (Attention, "
+            "LayerNorm, GELU fusions).", "onnxruntime", "convert", "model.onnx", builder=_ONNX_TRANSFORMER,
+            options=MappingProxyType({"graph": "fused", "quantization": "none"})),
+    Variant("onnx-dynamic-int8", "ONNX Runtime, dynamic int8 (int8 MatMul weights, activations quantized at run "
+            "time; transformers).", "onnxruntime", "convert", "model.onnx", builder=_ONNX_TRANSFORMER,
+            options=MappingProxyType({"graph": "plain", "quantization": "dynamic-int8"})),
+    Variant("onnx-transformer-dynamic-int8", "ONNX Runtime, transformer optimizer then dynamic int8.",
+            "onnxruntime", "convert", "model.onnx", builder=_ONNX_TRANSFORMER,
+            options=MappingProxyType({"graph": "fused", "quantization": "dynamic-int8"})),
     # A directory: the IR is model.xml plus model.bin, and both must travel together.
     Variant("openvino-fp32", "OpenVINO IR (model.xml + model.bin), float32.", "openvino", "convert", "ir",
             builder="optismith.builders.openvino:build", options=MappingProxyType({"precision": "f32"}),

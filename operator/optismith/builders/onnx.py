@@ -3,9 +3,9 @@
 ONNX comes from the frozen GraphDef through tf2onnx (works on TF 2.21 / protobuf 7 as installed, no
 workaround needed); the float model is converted once per stage and shared (BuildInputs.shared) by every
 variant that starts from it. int8 is static QDQ with per-channel weights; dynamic quantization was measured
-3-4x slower than float for CNNs on CPU, so it is not offered. float16 (GPU variants) converts weights and
-compute to fp16 and keeps float32 inputs and outputs (Cast nodes at the boundary), so callers feed what the
-source model takes.
+3-4x slower than float for CNNs on CPU, so it is offered only for transformers (builders/onnx_transformer.py).
+float16 (GPU variants) converts weights and compute to fp16 and keeps float32 inputs and outputs (Cast nodes
+at the boundary), so callers feed what the source model takes.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 from optismith import catalog, tensors
 from optismith.builders.base import BuildInputs
+from optismith.builders.onnx_handlers import UnconvertedOps, register_handlers, unconverted_ops
 from optismith.builders.reference import Calibration
 from optismith.frameworks import import_tensorflow
 from optismith.graphio import GraphIO
@@ -47,6 +48,7 @@ def frozen_graph_to_onnx(serialized: bytes, io: GraphIO, path: Path) -> dict[str
     ins = [(t.tensor, t.name) for t in io.inputs]
     outs = [(t.tensor, t.name) for t in io.outputs]
     renames = {tensor: name for tensor, name in ins + outs if tensor != name}
+    register_handlers()
     failures = []
     for opset in ONNX_OPSETS:
         graph_def = tf.compat.v1.GraphDef()  # tf2onnx rewrites the graph it is given: a fresh copy each try
@@ -59,6 +61,9 @@ def frozen_graph_to_onnx(serialized: bytes, io: GraphIO, path: Path) -> dict[str
         except Exception as error:
             failures.append((opset, error))
             continue
+        left = unconverted_ops(model)
+        if left:
+            raise UnconvertedOps(left, f"tf2onnx {tf2onnx.__version__}")
         path.parent.mkdir(parents=True, exist_ok=True)
         onnx.save(model, str(path))
         return {"converter": f"tf2onnx {tf2onnx.__version__}", "opset": opset, "source": "frozen graph",
