@@ -71,6 +71,11 @@ _ENTRIES: tuple[Variant, ...] = (
             builder=_TFLITE, options=MappingProxyType({"quantization": "int8", "io": "float"}), calibration=True),
     Variant("tflite-int8-io", "TFLite, full int8 with int8 input/output.", "tflite", "quantize", "model.tflite",
             builder=_TFLITE, options=MappingProxyType({"quantization": "int8", "io": "int8"}), calibration=True),
+    # Opt-in: it searches (several int8 rebuilds) only where full int8 fails the gate; skipped where it passes.
+    Variant("tflite-int8-mixed", "TFLite int8 with the most sensitive layers (QuantizationDebugger RMSE/scale) "
+            "kept in float until the accuracy gate passes, within spec.calibration.mixedPrecision (opt-in).",
+            "tflite", "quantize", "model.tflite", builder="optismith.builders.tflite_mixed:build",
+            calibration=True, default=False),
     Variant("onnx-fp32", "ONNX Runtime, float32.", "onnxruntime", "convert", "model.onnx", builder=_ONNX,
             options=MappingProxyType({"quantization": "none"})),
     Variant("onnx-int8", "ONNX Runtime, static QDQ per-channel int8.", "onnxruntime", "convert", "model.onnx",

@@ -31,3 +31,11 @@ def rejection_reason(numerics: Numerics, reference: Sequence[np.ndarray], max_er
         f"numerics: relative error {numerics.relative_error:.3g} (max abs {numerics.max_abs_error:.3g}, "
         f"cosine {numerics.cosine_similarity:.6f}) exceeds spec.optimize.maxAbsError {max_error:g}"
     )
+
+
+def agreement(numerics: Numerics) -> tuple[str, float]:
+    """(metric, value) of a variant without labels, as the evaluate stage scores it (drop = 1 - value): top-1
+    agreement for class scores, else cosine similarity. Builders that search under the gate use it too."""
+    if numerics.top1_agreement is not None:
+        return "agreement", numerics.top1_agreement
+    return "cosine", max(0.0, min(1.0, numerics.cosine_similarity))

@@ -28,8 +28,9 @@ from optismith import catalog, tensors
 from optismith.errors import DataError, StageError
 from optismith.measure.host import default_threads
 from optismith.models.data import load_labelled
+from optismith.models.gate import agreement
 from optismith.models.numerics import compare_outputs
-from optismith.results import Accuracy, Numerics, SourceInfo, StageRecord
+from optismith.results import Accuracy, SourceInfo, StageRecord
 from optismith.runs import layout
 from optismith.runs.eligibility import device_of, load_options, resolve
 from optismith.runs.stage import Stage, StageContext, new_record
@@ -83,13 +84,6 @@ def top1_accuracy(outputs: Sequence[np.ndarray], labels: np.ndarray) -> float:
                         f"has shape {list(scores.shape)}",
                         fix="evaluate without labels (drop 'y') to compare outputs with the baseline instead")
     return float(np.mean(scores.argmax(axis=1) == labels))
-
-
-def agreement(numerics: Numerics) -> tuple[str, float]:
-    """(metric, value): top-1 agreement for class scores, else cosine similarity."""
-    if numerics.top1_agreement is not None:
-        return "agreement", numerics.top1_agreement
-    return "cosine", max(0.0, min(1.0, numerics.cosine_similarity))
 
 
 def _model_inputs(ctx: StageContext, runtime: type[Runtime] | None, baseline_path: Path) -> list[IOSpec]:
