@@ -80,6 +80,10 @@ _ENTRIES: tuple[Variant, ...] = (
             options=MappingProxyType({"quantization": "none"})),
     Variant("onnx-int8", "ONNX Runtime, static QDQ per-channel int8.", "onnxruntime", "convert", "model.onnx",
             builder=_ONNX, options=MappingProxyType({"quantization": "static-int8"}), calibration=True),
+    Variant("onnx-int8-mixed", "ONNX Runtime static QDQ int8 with the most sensitive nodes (qdq_loss_debug SQNR "
+            "lost) left in float until the accuracy gate passes, within spec.calibration.mixedPrecision (opt-in).",
+            "onnxruntime", "convert", "model.onnx", builder="optismith.builders.onnx_mixed:build",
+            calibration=True, default=False),
     # A directory: the IR is model.xml plus model.bin, and both must travel together.
     Variant("openvino-fp32", "OpenVINO IR (model.xml + model.bin), float32.", "openvino", "convert", "ir",
             builder="optismith.builders.openvino:build", options=MappingProxyType({"precision": "f32"}),
