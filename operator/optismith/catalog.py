@@ -79,6 +79,11 @@ _ENTRIES: tuple[Variant, ...] = (
             builder=_TFLITE, options=MappingProxyType({"quantization": "int8", "io": "float"}), calibration=True),
     Variant("tflite-int8-io", "TFLite, full int8 with int8 input/output.", "tflite", "quantize", "model.tflite",
             builder=_TFLITE, options=MappingProxyType({"quantization": "int8", "io": "int8"}), calibration=True),
+    # Opt-in: it searches (several int8 rebuilds) only where full int8 fails the gate; skipped where it passes.
+    Variant("tflite-int8-mixed", "TFLite int8 with the most sensitive layers (QuantizationDebugger RMSE/scale) "
+            "kept in float until the accuracy gate passes, within spec.calibration.mixedPrecision (opt-in).",
+            "tflite", "quantize", "model.tflite", builder="optismith.builders.tflite_mixed:build",
+            calibration=True, default=False),
     Variant("onnx-fp32", "ONNX Runtime, float32.", "onnxruntime", "convert", "model.onnx", builder=_ONNX,
             options=MappingProxyType({"quantization": "none"})),
     Variant("onnx-int8", "ONNX Runtime, static QDQ per-channel int8.", "onnxruntime", "convert", "model.onnx",
@@ -94,6 +99,10 @@ _ENTRIES: tuple[Variant, ...] = (
     Variant("onnx-transformer-dynamic-int8", "ONNX Runtime, transformer optimizer then dynamic int8.",
             "onnxruntime", "convert", "model.onnx", builder=_ONNX_TRANSFORMER,
             options=MappingProxyType({"graph": "fused", "quantization": "dynamic-int8"})),
+    Variant("onnx-int8-mixed", "ONNX Runtime static QDQ int8 with the most sensitive nodes (qdq_loss_debug SQNR "
+            "lost) left in float until the accuracy gate passes, within spec.calibration.mixedPrecision (opt-in).",
+            "onnxruntime", "convert", "model.onnx", builder="optismith.builders.onnx_mixed:build",
+            calibration=True, default=False),
     # A directory: the IR is model.xml plus model.bin, and both must travel together.
     Variant("openvino-fp32", "OpenVINO IR (model.xml + model.bin), float32.", "openvino", "convert", "ir",
             builder="optismith.builders.openvino:build", options=MappingProxyType({"precision": "f32"}),

@@ -6,4 +6,6 @@ per toolchain, each named by the variant catalog.
     stage      BuildStage: builds the catalog's variants of one stage
     graph      Grappler and XLA;  tflite  TFLite converter;  onnx  tf2onnx + ONNX Runtime quantization
     openvino   OpenVINO IR;  tftrt  TF-TRT
+    mixed      accuracy-aware int8: the search that keeps the most sensitive layers in float under the gate;
+               tflite_mixed / onnx_mixed  its TFLite (QuantizationDebugger) and ONNX Runtime (qdq_loss_debug) sides
 """

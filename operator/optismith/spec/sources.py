@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from optismith.spec.base import SpecModel, cross_field
-from optismith.spec.quantities import DnsName, Uri
+from optismith.spec.quantities import DnsName, Percent, ShortDuration, Uri
 
 ModelFormat = Literal["auto", "savedmodel", "keras", "frozen-graph", "checkpoint"]
 DType = Literal["float32", "float16", "int32", "int64", "uint8", "int8", "bool"]
@@ -71,12 +71,40 @@ class ModelSource(SpecModel):
         return self
 
 
+CalibrationMethod = Literal["minmax", "entropy", "percentile"]
+
+
+class MixedPrecisionSpec(SpecModel):
+    """The budget of the *-int8-mixed variants: how long they may search for the layers to keep in float."""
+
+    max_attempts: int = Field(
+        6, ge=1, le=32, description="Rebuilds after the full-int8 one; each keeps twice as many of the most "
+        "sensitive layers in float as the last (1, 2, 4, ...).",
+    )
+    max_float_fraction: Percent = Field(
+        "50%", description="At most this fraction of the quantized layers stays in float; 100% or more sets "
+        "no limit. When the next attempt would exceed it, the search stops.",
+    )
+    time_budget: ShortDuration = Field(
+        "10m", description="Wall time per variant for the search; no attempt starts after it. At most 1h.",
+    )
+
+
 class CalibrationSpec(SpecModel):
     uri: Uri | None = Field(None, description=".npz with an 'x' array (or one array per input) for int8.")
     samples: int = Field(200, ge=1, le=100000, description="How many calibration samples to use.")
     synthetic: bool = Field(
         False, description="Allow random calibration data when no uri is given (reported as synthetic). "
         "Without either, variants that need calibration are skipped with that reason.",
+    )
+    method: CalibrationMethod = Field(
+        "minmax", description="How activation ranges are computed from the calibration data for ONNX static "
+        "int8 (ONNX Runtime's CalibrationMethod: MinMax, Entropy, Percentile). TFLite's converter offers no "
+        "choice (it calibrates min-max), so TFLite variants ignore it and record that.",
+    )
+    mixed_precision: MixedPrecisionSpec = Field(
+        default_factory=MixedPrecisionSpec, description="Budget of the *-int8-mixed variants' search for the "
+        "layers to keep in float when full int8 fails the accuracy gate.",
     )
 
 
