@@ -53,7 +53,8 @@ def build(inputs: BuildInputs, variant: catalog.Variant, artifact: Path) -> dict
     quantized = nncf.quantize(model, calibration, subset_size=subset, target_device=nncf.TargetDevice.CPU)
     plain_metric, plain_drop = samples.gate(ov.compile_model(quantized, "CPU", _F32))
     details: dict[str, Any] = {
-        **source, "quantization": "NNCF post-training int8 (nncf.quantize, CPU target)", "nncf": metadata.version("nncf"),
+        **source, "quantization": "NNCF post-training int8 (nncf.quantize, CPU target)",
+        "nncf": metadata.version("nncf"),
         "openvino": metadata.version("openvino"), "calibration": inputs.calibration.describe(),
         "calibration_samples": len(samples), "gate": {"metric": plain_metric, "max_drop": max_drop,
                                                        "validation": "the calibration samples vs TensorFlow"},

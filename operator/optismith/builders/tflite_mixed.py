@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from optismith import catalog, tensors
+from optismith.builders import tflite_fixed_batch
 from optismith.builders.base import BuildInputs
 from optismith.builders.mixed import Sensitivity, run_search
 from optismith.builders.tflite import _representative
@@ -111,6 +112,8 @@ class TFLiteMixed:
 
 def build(inputs: BuildInputs, variant: catalog.Variant, artifact: Path) -> dict[str, Any]:
     tf = import_tensorflow()
+    if tflite_fixed_batch.has_loops(inputs):  # the debugger calibrates like full int8 does, and crashes alike
+        raise RuntimeError(tflite_fixed_batch.INT8_CRASH)
     found = run_search(inputs, TFLiteMixed(inputs, variant), artifact)
     return {"quantization": "int8 with the most sensitive layers in float, float input/output",
             "signature": inputs.signature, "tensorflow": tf.__version__,
