@@ -2,7 +2,8 @@
 promote), so their tests do not depend on TensorFlow or on how fast the real runtimes are.
 
 A fake artifact is a JSON file: {"units": {"<threads>": work units per inference}, "jitter": extra
-random units (0..jitter), "noise": output perturbation, "fail_batches": [batch sizes that raise]}.
+random units (0..jitter), "noise": output perturbation, "fail_batches": [batch sizes that raise],
+"fixed_batch": the only batch size its input takes (None: any)}.
 One work unit is a fixed amount of real computation (small matrix products), so a variant with a third
 of the baseline's units is measurably about three times faster.
 """
@@ -41,7 +42,7 @@ class FakeSession(Session):
         # Touched memory, so the resident set really grows while the session is open.
         self.ballast = np.ones(int(config.get("ballast_mb", 0)) * 2**20 // 8)
         self.rng = np.random.default_rng(threads)
-        self.inputs = [IOSpec("image", "float32", (None, 8, 8, 1))]
+        self.inputs = [IOSpec("image", "float32", (config.get("fixed_batch"), 8, 8, 1))]
         self.outputs = [IOSpec("probabilities", "float32", (None, 10))]
         self.closed = False
         FakeRuntime.open_sessions += 1
@@ -207,6 +208,7 @@ def fake_variant(
     ballast_mb: int = 0,
     copy_units: int = 0,
     oom_batches: tuple[int, ...] = (),
+    fixed_batch: int | None = None,
 ) -> tuple[VariantRecord, dict[str, Any]]:
     per_threads = units if isinstance(units, dict) else {1: units}
     config = {
@@ -217,6 +219,7 @@ def fake_variant(
         "ballast_mb": ballast_mb,
         "copy_units": copy_units,
         "oom_batches": list(oom_batches),
+        "fixed_batch": fixed_batch,
     }
     record = VariantRecord(
         name=name,

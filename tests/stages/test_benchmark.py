@@ -135,6 +135,17 @@ def test_unrunnable_and_failing_variants_do_not_fail_the_stage(tmp_path: Path) -
     assert FakeRuntime.open_sessions == 0
 
 
+def test_a_fixed_batch_artifact_is_measured_only_at_its_own_batch_size(tmp_path: Path) -> None:
+    # TFLite of a recurrent model runs only at batch 1 (builders/tflite_fixed_batch.py): the other batch
+    # sizes are recorded as not measured, and the sweep starts with a batch it cannot take without failing.
+    model = manifest(tmp_path, benchmark={"batchSizes": [4, 1], "finalists": 0})
+    variants = [fake_variant("tf-savedmodel", units=2), fake_variant("tflite-fp32", units=1, fixed_batch=1)]
+    ctx = make_run(tmp_path, variants, model=model)
+    fixed = _by_name(BenchmarkStage().run(ctx).benchmarks)["tflite-fp32"]
+    assert fixed.status == "built" and [c.batch_size for c in fixed.configs] == [1]
+    assert "batch 4: not measured (the artifact's batch size is fixed at 1)" in fixed.reason
+
+
 def test_server_scenario_runs_on_the_best_config_of_the_selection_batch(tmp_path: Path) -> None:
     model = manifest(
         tmp_path,

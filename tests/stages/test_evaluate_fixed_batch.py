@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from optismith.runtimes.base import IOSpec
+from optismith.runtimes.base import IOSpec, Session
 from optismith.stages.evaluate import EvaluationData, predict
 
 FIXED = 3
 
 
-class _FixedBatchSession:
+class _FixedBatchSession(Session):
     inputs = [IOSpec("x", "float32", (FIXED, 2))]
     outputs = [IOSpec("y", "float32", (FIXED, 2))]
 

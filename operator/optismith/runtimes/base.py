@@ -43,6 +43,13 @@ class Session(ABC):
         """Whether `bind`'s calls keep inputs and outputs in device memory (then `run` is timed as well)."""
         return False
 
+    @property
+    def fixed_batch(self) -> int | None:
+        """The only batch size the artifact runs at, when its first input's batch dimension is fixed (TFLite of
+        recurrent models: builders/tflite_fixed_batch.py); None when any batch runs."""
+        shape = self.inputs[0].shape if self.inputs else None
+        return shape[0] if shape else None
+
     def execution(self) -> dict[str, Any]:
         """Where the session computes: e.g. {"providers": [...]}, for the benchmark record."""
         return {}

@@ -69,7 +69,7 @@ def predict(runtime: type[Runtime], artifact: Path, data: EvaluationData, *, thr
     session = runtime.load(artifact, threads=threads, options=options)
     try:
         aligned = tensors.align(data.inputs, session.inputs)
-        fixed = session.inputs[0].shape[0] if session.inputs and session.inputs[0].shape else None
+        fixed = session.fixed_batch
         step = fixed or batch
         chunks: list[list[np.ndarray]] = []
         for start in range(0, data.count, step):

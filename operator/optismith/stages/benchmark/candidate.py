@@ -230,6 +230,10 @@ class CandidateBench:
                     sweep.errors.append(f"batch {batch}: not measured (batch {out_of_memory_at} ran out of "
                                         "device memory)")
                     continue
+                if session.fixed_batch not in (None, batch):
+                    sweep.errors.append(f"batch {batch}: not measured (the artifact's batch size is fixed at "
+                                        f"{session.fixed_batch})")
+                    continue
                 try:
                     if first_call_is_cold and sweep.cold_ms is None:
                         session.run(self.feeds.for_session(session, batch))
