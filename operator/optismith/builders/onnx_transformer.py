@@ -16,12 +16,13 @@ the fused model would be onnx-fp32 again, and dynamic quantization measured 3-4x
 from __future__ import annotations
 
 import contextlib
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from optismith import catalog
-from optismith.builders.base import BuildInputs, Unavailable
+from optismith.builders.base import BuildInputs, Unavailable, first_meaningful_line
 from optismith.builders.onnx import float_onnx, frozen_graph_to_onnx
 from optismith.builders.onnx_canonical import canonicalize
 
@@ -96,8 +97,17 @@ def optimize_transformer(source: Path, path: Path) -> dict[str, Any]:
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
-    optimized = optimize_model(str(source), model_type="bert", num_heads=0, hidden_size=0,
-                               optimization_options=FusionOptions("bert"), opt_level=0)
+    try:
+        optimized = optimize_model(str(source), model_type="bert", num_heads=0, hidden_size=0,
+                                   optimization_options=FusionOptions("bert"), opt_level=0)
+    except Exception as error:
+        # Measured on EfficientNetB0: the QuickGelu fusion reads a squeeze-excite Mul's per-channel constant
+        # as a scalar and raises. A fusion that crashes found no transformer pattern it could fuse.
+        frames = traceback.extract_tb(error.__traceback__)
+        where = next((Path(f.filename).stem for f in reversed(frames) if "transformers" in f.filename), "optimizer")
+        raise Unavailable(f"ONNX Runtime's transformer optimizer cannot process this model ({where}: "
+                          f"{first_meaningful_line(error)}); onnx-fp32 and onnx-int8 are the ONNX variants here"
+                          ) from error
     path.parent.mkdir(parents=True, exist_ok=True)
     optimized.save_model_to_file(str(path))
     fused = {op: count for op, count in optimized.get_fused_operator_statistics().items() if count}
